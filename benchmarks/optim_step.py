@@ -1,0 +1,108 @@
+"""Time ``optimizer.step()`` on the parameters of ResNet18-CIFAR and ResNet20 with fixed random
+gradients: every optimizer of the project against torch.optim.Adam(foreach=True) and
+torch.optim.SGD(foreach=True), measured in the same run, plus optimizer-state bytes.
+
+    python benchmarks/optim_step.py [--device cuda] [--models resnet20 resnet18] [--repeats 5]
+
+Ratios are medians of interleaved repeats, so drift of the machine hits every optimizer alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models import create_model
+from optim import create_optimizer
+
+HPARAMS = {
+    "adam": {"lr": 1e-3, "weight_decay": 5e-4, "foreach": True},
+    "sgd": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "foreach": True},
+    "adamw": {"lr": 1e-3, "weight_decay": 5e-4, "foreach": True},
+    "adams": {"lr": 1e-3, "weight_decay": 5e-4},
+    "adamsrt": {"lr": 1e-3, "weight_decay": 5e-4},
+    "adamg": {"lr": 1e-2, "weight_decay": 5e-4},
+    "sgdmrt": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
+}
+BASELINE = {"adams": "adam", "adamsrt": "adam", "adamg": "adam", "adamw": "adam", "sgdmrt": "sgd"}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _state_bytes(opt: torch.optim.Optimizer) -> int:
+    return sum(
+        t.numel() * t.element_size()
+        for state in opt.state.values()
+        for t in state.values()
+        if isinstance(t, torch.Tensor) and t.dim() > 0
+    )
+
+
+def _timer(
+    name: str, model_name: str, device: torch.device, steps: int
+) -> tuple[Callable[[], float], int]:
+    model = create_model(model_name, num_classes=10).to(device)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    for p in model.parameters():
+        p.grad = (torch.randn(p.shape, generator=gen) * 1e-2).to(device)
+    opt = create_optimizer(name, model, **HPARAMS[name])
+    for _ in range(3):  # warm-up, and lazy state creation
+        opt.step()
+    _sync(device)
+
+    def run() -> float:
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.step()
+        _sync(device)
+        return (time.perf_counter() - start) / steps * 1e3
+
+    return run, _state_bytes(opt)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet18"])
+    parser.add_argument("--optimizers", nargs="+", default=list(HPARAMS))
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}"
+    )
+    for model_name in args.models:
+        steps = 20 if model_name == "resnet20" or device.type == "cuda" else 5
+        timers = {n: _timer(n, model_name, device, steps) for n in args.optimizers}
+        samples: dict[str, list[float]] = {n: [] for n in timers}
+        for _ in range(args.repeats):
+            for n, (run, _) in timers.items():
+                samples[n].append(run())
+        median = {n: statistics.median(s) for n, s in samples.items()}
+        print(f"\n{model_name} ({steps} steps x {args.repeats} repeats, median ms/step)")
+        print(f"{'optimizer':<10} {'ms/step':>9} {'baseline':>9} {'ratio':>7} {'state MiB':>10}")
+        for n in timers:
+            base = BASELINE.get(n)
+            ratio = f"{median[n] / median[base]:.2f}x" if base in median else "-"
+            print(
+                f"{n:<10} {median[n]:>9.3f} {base or '-':>9} {ratio:>7} "
+                f"{timers[n][1] / 2**20:>10.2f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""The update rules of AdamS, AdamSRT and AdamG, as a readable reference and a multi-tensor path.
+
+``mode`` selects the rule on units (the filters of channel-wise tensors):
+
+- ``"adams"``: the per-unit second moment, step scaled by √d.
+- ``"adamsrt"``: AdamS, then R on the second moment and R+T on the first moment.
+- ``"adamg"``: the unit sphere: no weight decay, no √d, transport, then projection.
+
+Element-wise tensors always follow torch.optim.Adam with coupled L2, op for op.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._base import (
+    FilterLayout,
+    group_by_device_and_dtype,
+    per_unit,
+    split_flat,
+    stat_dtype,
+    unit_dot,
+)
+
+MODES = ("adams", "adamsrt", "adamg")
+
+
+def _bias_corrections(step: float, beta1: float, beta2: float) -> tuple[float, float]:
+    return 1 - beta1**step, 1 - beta2**step
+
+
+def adam_family_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    layouts: list[FilterLayout | None],
+    *,
+    mode: str,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """One step, tensor by tensor, written as the spec states it."""
+    for p, grad, m, v, step, layout in zip(
+        params, grads, exp_avgs, exp_avg_sqs, steps, layouts, strict=True
+    ):
+        step += 1
+        bc1, bc2 = _bias_corrections(step.item(), beta1, beta2)
+        sphere = mode == "adamg" and layout is not None
+        g = grad if weight_decay == 0 or sphere else grad.add(p, alpha=weight_decay)
+        m.lerp_(g, 1 - beta1)
+        if layout is None:
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
+            p.addcdiv_(m, denom, value=-lr / bc1)
+            continue
+
+        dtype = stat_dtype(p.dtype)
+
+        def dot(a: Tensor, b: Tensor, layout: FilterLayout = layout, dtype=dtype) -> Tensor:
+            return (a.to(dtype) * b.to(dtype)).sum(layout.reduce_dims, keepdim=True)
+
+        v_unit = v.view(layout.keep_shape)
+        v_unit.mul_(beta2).add_(dot(g, g), alpha=1 - beta2)
+        denom = v_unit.to(dtype).sqrt() / math.sqrt(bc2) + eps
+        scale = lr / bc1 * (1.0 if sphere else math.sqrt(layout.size))
+        x_old = p.clone()
+        p.sub_(m.to(dtype) * (scale / denom))
+        if mode == "adamsrt":
+            a, b, c, e = dot(x_old, x_old), dot(p, p), dot(x_old, p), dot(m, p)
+            v_unit.mul_(a / (b + eps))
+            m.copy_((c * m - e * x_old) / (b + eps))
+        elif mode == "adamg":
+            norm_old, norm_new = dot(x_old, x_old).sqrt(), dot(p, p).sqrt()
+            c, e = dot(x_old, p), dot(m, p)
+            m.copy_((c * m - e * x_old) / (norm_old * norm_new + eps))
+            p.div_(norm_new + eps)
+
+
+def _adam_elementwise_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    exp_avgs: list[Tensor],
+    bcs: list[tuple[float, float]],
+    *,
+    lr: float,
+    beta2: float,
+    eps: float,
+) -> None:
+    # torch.optim.Adam's multi-tensor update, after the first-moment update.
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denom, [math.sqrt(bc2) for _, bc2 in bcs])
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / bc1 for bc1, _ in bcs])
+
+
+def _adam_units_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    layouts: list[FilterLayout],
+    bcs: list[tuple[float, float]],
+    *,
+    mode: str,
+    lr: float,
+    beta2: float,
+    eps: float,
+) -> None:
+    """All units of a bucket at once: a few reductions per tensor, the scalar maths on one flat
+    vector, then three or four multi-tensor passes.
+
+    With s the per-unit step, x_new = x − s·m, so every inner product the rescaling and transport
+    need follows from ‖x‖², ⟨x, m⟩, ‖m‖² taken before the update (the spec's performance hint).
+    """
+    gg = torch.cat([unit_dot(g, g, lay) for g, lay in zip(grads, layouts, strict=True)])
+    dtype = gg.dtype
+    v = torch.cat([s.reshape(-1) for s in exp_avg_sqs]).to(dtype)
+    v.mul_(beta2).add_(gg, alpha=1 - beta2)
+    sphere = mode == "adamg"
+    scales = [
+        lr / bc1 * (1.0 if sphere else math.sqrt(lay.size))
+        for (bc1, _), lay in zip(bcs, layouts, strict=True)
+    ]
+    inv_sqrt_bc2 = per_unit([1 / math.sqrt(bc2) for _, bc2 in bcs], layouts, gg)
+    s = per_unit(scales, layouts, gg).div_(v.sqrt().mul_(inv_sqrt_bc2).add_(eps))
+
+    if mode == "adams":
+        torch._foreach_copy_(exp_avg_sqs, split_flat(v, layouts, "stat_shape"))
+        torch._foreach_addcmul_(params, exp_avgs, split_flat(s.neg(), layouts, "keep_shape"))
+        return
+
+    xx = torch.cat([unit_dot(p, p, lay) for p, lay in zip(params, layouts, strict=True)])
+    xm = torch.cat(
+        [unit_dot(p, m, lay) for p, m, lay in zip(params, exp_avgs, layouts, strict=True)]
+    )
+    mm = torch.cat([unit_dot(m, m, lay) for m, lay in zip(exp_avgs, layouts, strict=True)])
+    b = (xx - 2 * s * xm + s * s * mm).clamp_(min=0)  # ‖x_new‖²
+    c = xx - s * xm  # ⟨x_old, x_new⟩
+    e = xm - s * mm  # ⟨m, x_new⟩
+    if mode == "adamsrt":
+        inv = 1 / (b + eps)
+        v.mul_(xx * inv)
+    else:
+        inv = 1 / (xx.sqrt() * b.sqrt() + eps)
+    # m' = (c·m − e·x_old)·inv with x_old = x_new + s·m.
+    k_m = (c - e * s) * inv
+    k_x = -e * inv
+    torch._foreach_copy_(exp_avg_sqs, split_flat(v, layouts, "stat_shape"))
+    torch._foreach_addcmul_(params, exp_avgs, split_flat(s.neg(), layouts, "keep_shape"))
+    torch._foreach_mul_(exp_avgs, split_flat(k_m, layouts, "keep_shape"))
+    torch._foreach_addcmul_(exp_avgs, params, split_flat(k_x, layouts, "keep_shape"))
+    if sphere:
+        torch._foreach_mul_(params, split_flat(1 / (b.sqrt() + eps), layouts, "keep_shape"))
+
+
+def adam_family_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    layouts: list[FilterLayout | None],
+    *,
+    mode: str,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """The same step as :func:`adam_family_reference` with multi-tensor kernels."""
+    for _, (p_, g_, m_, v_, st_, lay_) in group_by_device_and_dtype(
+        params, grads, exp_avgs, exp_avg_sqs, steps, layouts
+    ):
+        torch._foreach_add_(st_, 1)
+        bcs = [_bias_corrections(st.item(), beta1, beta2) for st in st_]
+        g_ = list(g_)
+        if weight_decay != 0:
+            decayed = [i for i, lay in enumerate(lay_) if mode != "adamg" or lay is None]
+            if decayed:
+                new = torch._foreach_add(
+                    [g_[i] for i in decayed], [p_[i] for i in decayed], alpha=weight_decay
+                )
+                for i, g in zip(decayed, new, strict=True):
+                    g_[i] = g
+        torch._foreach_lerp_(m_, g_, 1 - beta1)
+        plain = [i for i, lay in enumerate(lay_) if lay is None]
+        units = [i for i, lay in enumerate(lay_) if lay is not None]
+
+        def pick(lst: list[Any], idx: list[int]) -> list[Any]:
+            return [lst[i] for i in idx]
+
+        if plain:
+            _adam_elementwise_foreach(
+                pick(p_, plain), pick(g_, plain), pick(v_, plain), pick(m_, plain),
+                pick(bcs, plain), lr=lr, beta2=beta2, eps=eps,
+            )  # fmt: skip
+        if units:
+            _adam_units_foreach(
+                pick(p_, units), pick(g_, units), pick(m_, units), pick(v_, units),
+                pick(lay_, units), pick(bcs, units), mode=mode, lr=lr, beta2=beta2, eps=eps,
+            )  # fmt: skip

@@ -1,0 +1,200 @@
+"""SGDMRT: SGD with momentum whose buffer is rescaled and transported after every step.
+
+Paper: Roburin et al., "Spherical Perspective on Learning with Batch Norm", arXiv:2006.13382.
+Original code: github.com/ymontmarin/adamsrt (MIT). What differs from that code: ``step`` takes a
+closure, ``p.grad`` is never modified, a zero-norm filter keeps its buffer instead of turning
+into NaN, and a multi-tensor path does the whole step in a few passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._base import (
+    FilterLayout,
+    SphericalOptimizer,
+    group_by_device_and_dtype,
+    split_flat,
+    stat_dtype,
+    unit_dot,
+)
+from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
+
+__all__ = ["SGDMRT"]
+
+
+def _momentum(
+    grads: list[Tensor], params: list[Tensor], bufs: list[Tensor | None], states: list[dict],
+    *, weight_decay: float, momentum: float, dampening: float,
+) -> list[Tensor]:  # fmt: skip
+    """b ← μ·b + (1 − dampening)·(g + λx); at the first step b = g + λx, as torch.optim.SGD."""
+    if weight_decay != 0:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    old = [i for i, b in enumerate(bufs) if b is not None]
+    for i, b in enumerate(bufs):
+        if b is None:
+            bufs[i] = states[i]["momentum_buffer"] = grads[i].detach().clone()
+    if old:
+        olds = [bufs[i] for i in old]
+        torch._foreach_mul_(olds, momentum)
+        torch._foreach_add_(olds, [grads[i] for i in old], alpha=1 - dampening)
+    return bufs  # type: ignore[return-value]
+
+
+def sgd_mrt_reference(
+    params: list[Tensor], grads: list[Tensor], states: list[dict], layouts: list[FilterLayout | None],
+    *, lr: float, momentum: float, dampening: float, weight_decay: float,
+) -> None:  # fmt: skip
+    """One step, tensor by tensor, written as the spec states it."""
+    for p, grad, state, layout in zip(params, grads, states, layouts, strict=True):
+        g = grad if weight_decay == 0 else grad.add(p, alpha=weight_decay)
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = g.detach().clone()
+        else:
+            buf.mul_(momentum).add_(g, alpha=1 - dampening)
+        if layout is None:
+            p.add_(buf, alpha=-lr)
+            continue
+        dtype = stat_dtype(p.dtype)
+
+        def dot(a: Tensor, b: Tensor, layout: FilterLayout = layout, dtype=dtype) -> Tensor:
+            return (a.to(dtype) * b.to(dtype)).sum(layout.reduce_dims, keepdim=True)
+
+        x_old = p.clone()
+        p.add_(buf, alpha=-lr)
+        c, e, n = dot(x_old, p), dot(buf, p), dot(p, p)
+        # A zero-norm filter has no direction to transport along: it keeps its buffer.
+        safe = n > 0
+        n = torch.where(safe, n, 1.0)
+        transported = (c * buf - e * x_old) / n
+        buf.copy_(torch.where(safe, transported, buf))
+
+
+def sgd_mrt_foreach(
+    params: list[Tensor], grads: list[Tensor], states: list[dict], layouts: list[FilterLayout | None],
+    *, lr: float, momentum: float, dampening: float, weight_decay: float,
+) -> None:  # fmt: skip
+    """The same step as :func:`sgd_mrt_reference` with multi-tensor kernels.
+
+    x_new = x − lr·b, so ⟨x_old, x_new⟩, ⟨b, x_new⟩ and ‖x_new‖² follow from ‖x‖², ⟨x, b⟩, ‖b‖².
+    """
+    for _, (p_, g_, st_, lay_) in group_by_device_and_dtype(params, grads, states, layouts):
+        bufs = _momentum(
+            g_, p_, [s.get("momentum_buffer") for s in st_], st_,
+            weight_decay=weight_decay, momentum=momentum, dampening=dampening,
+        )  # fmt: skip
+        units = [i for i, lay in enumerate(lay_) if lay is not None]
+        if not units:
+            torch._foreach_add_(p_, bufs, alpha=-lr)
+            continue
+        up = [p_[i] for i in units]
+        ub = [bufs[i] for i in units]
+        ul = [lay_[i] for i in units]
+        xx = torch.cat([unit_dot(p, p, lay) for p, lay in zip(up, ul, strict=True)])
+        xb = torch.cat([unit_dot(p, b, lay) for p, b, lay in zip(up, ub, ul, strict=True)])
+        bb = torch.cat([unit_dot(b, b, lay) for b, lay in zip(ub, ul, strict=True)])
+        torch._foreach_add_(p_, bufs, alpha=-lr)
+        n = (xx - 2 * lr * xb + lr * lr * bb).clamp_(min=0)
+        c = xx - lr * xb
+        e = xb - lr * bb
+        # The expanded ‖x_new‖² is only accurate to rounding of ‖x‖² + lr²‖b‖²: below that the
+        # filter is numerically zero and keeps its buffer (as the reference does at exactly 0).
+        safe = n > 4 * torch.finfo(n.dtype).eps * (xx + lr * lr * bb)
+        inv = torch.where(safe, 1 / torch.where(safe, n, 1.0), 0.0)
+        # b' = (c·b − e·x_old)/n with x_old = x_new + lr·b.
+        k_b = torch.where(safe, (c - lr * e) * inv, 1.0)
+        k_x = -e * inv
+        torch._foreach_mul_(ub, split_flat(k_b, ul, "keep_shape"))
+        torch._foreach_addcmul_(ub, up, split_flat(k_x, ul, "keep_shape"))
+
+
+class SGDMRT(SphericalOptimizer):
+    _name = "SGDMRT"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        *,
+        channel_wise: bool = False,
+        channel_dims: tuple[int, ...] | None = None,
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "channel_wise": channel_wise,
+            "channel_dims": channel_dims,
+            "foreach": foreach,
+        }
+        super().__init__(params, defaults)
+
+    def _init_state(self, p: Tensor, state: dict[str, Any], layout: FilterLayout | None) -> None:
+        state["momentum_buffer"] = None
+
+    def _update(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        layouts: list[FilterLayout | None],
+        foreach: bool,
+    ) -> None:
+        update = sgd_mrt_foreach if foreach else sgd_mrt_reference
+        update(
+            params,
+            grads,
+            states,
+            layouts,
+            lr=group["lr"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=group["weight_decay"],
+        )
+
+
+SGDMRT.__doc__ = rf"""Implements SGDMRT: SGD with momentum, Rescaling and Transport of the buffer.
+
+    .. math::
+        \begin{{aligned}}
+            &\textbf{{for}}\: t=1 \textbf{{ to }} \ldots \textbf{{ do}} \\
+            &\hspace{{5mm}} g \leftarrow \nabla L + \lambda x,\quad
+                b \leftarrow \mu b + (1-\tau) g \quad (b_1 = g) \\
+            &\hspace{{5mm}} x_{{new}} = x_{{old}} - \gamma b \\
+            &\hspace{{5mm}} \text{{per filter of a channel-wise tensor with }} d > 1: \;
+                b \leftarrow \frac{{\langle x_{{old}}, x_{{new}} \rangle b
+                - \langle b, x_{{new}} \rangle x_{{old}}}}{{\lVert x_{{new}} \rVert^2}} \\
+        \end{{aligned}}
+
+    Element-wise tensors are updated exactly as :class:`torch.optim.SGD` with the same
+    momentum, dampening and ``weight_decay`` (no Nesterov). {REFERENCE}
+
+    Args:
+        {PARAMS_DOC}
+        lr (float, optional): learning rate; the paper uses 0.1 (default: 1e-3).
+        momentum (float, optional): momentum factor; the paper uses 0.9 (default: 0.9).
+        dampening (float, optional): dampening for momentum (default: 0).
+        weight_decay (float, optional): coupled L2 penalty (default: 0).
+        {CHANNEL_DOC}
+
+    Example:
+        >>> import torch
+        >>> from optim import SGDMRT
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8))
+        >>> conv, bn = model[0].weight, list(model[1].parameters())
+        >>> opt = SGDMRT([{{"params": [conv], "channel_wise": True}}, {{"params": bn}}],
+        ...              lr=0.01, momentum=0.9)
+        >>> model(torch.randn(2, 3, 8, 8)).square().mean().backward()
+        >>> opt.step()
+    """
