@@ -1,0 +1,32 @@
+"""Base class shared by the models: the parameter split used by the spherical optimizers."""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["ConvBNModel"]
+
+
+class ConvBNModel(nn.Module):
+    """A network whose every ``nn.Conv2d`` feeds straight into a ``BatchNorm2d``.
+
+    Such conv weights are scale-invariant (the BatchNorm cancels any positive rescaling), which
+    is what the channel-wise spherical optimizers of Roburin et al. (arXiv:2006.13382) exploit.
+    Subclasses must keep that structure; ``tests/models_tests`` checks it with torch.fx.
+    """
+
+    def conv_params(self) -> list[nn.Parameter]:
+        """Return the conv weights, in module order (the scale-invariant parameters)."""
+        return [m.weight for m in self.modules() if isinstance(m, nn.Conv2d)]
+
+    def other_params(self) -> list[nn.Parameter]:
+        """Return all parameters not in :meth:`conv_params` (BN gamma/beta, Linear weight/bias)."""
+        conv_ids = {id(p) for p in self.conv_params()}
+        return [p for p in self.parameters() if id(p) not in conv_ids]
+
+
+def check_sizes(num_classes: int, in_channels: int) -> None:
+    """Raise ``ValueError`` unless ``num_classes`` and ``in_channels`` are positive integers."""
+    for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, but got {value!r}")
