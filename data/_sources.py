@@ -1,0 +1,185 @@
+"""Reading datasets from disk into uint8 NCHW tensors, and the seeded validation split."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets import CIFAR10, CIFAR100, SVHN
+
+from ._registry import DatasetInfo
+
+__all__ = [
+    "DATA_DIR_ENV_VAR",
+    "DEFAULT_DATA_DIR",
+    "DatasetNotFoundError",
+    "RawDataset",
+    "load_raw",
+    "resolve_data_dir",
+    "split_indices",
+]
+
+DATA_DIR_ENV_VAR = "SPHERICAL_BN_DATA_DIR"
+DEFAULT_DATA_DIR = "~/.cache/spherical-bn/datasets"
+
+_TorchvisionCls = type[CIFAR10] | type[SVHN]
+
+# name -> (torchvision class, root relative to the data dir). SVHN keeps its .mat files directly
+# in `root`, so it gets a folder of its own; CIFAR brings its own (cifar-10-batches-py, ...).
+_TORCHVISION: dict[str, tuple[_TorchvisionCls, str]] = {
+    "cifar10": (CIFAR10, ""),
+    "cifar100": (CIFAR100, ""),
+    "svhn": (SVHN, "svhn"),
+}
+
+# The digits set has no official test split. Every 6th image (index % 6 == 0, 300 images) is
+# the test set: fixed forever without depending on any RNG implementation, and since
+# load_digits() cycles through the classes 0..9, every class gets 25-33 test images.
+_DIGITS_TEST_EVERY = 6
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset files are not where they were expected and ``download`` was not requested."""
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """Official splits as uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``, on CPU."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``data_dir`` if given, else ``$SPHERICAL_BN_DATA_DIR`` if set, else the default cache."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV_VAR) or DEFAULT_DATA_DIR
+    return Path(data_dir).expanduser()
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``range(n)`` into disjoint (train, val) index tensors, seeded and reproducible.
+
+    ``round(val_fraction * n)`` indices (at least one) go to validation. Both tensors keep the
+    order of the seeded permutation, so the first k training indices are a random subset.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), but got {val_fraction}")
+    n_val = max(1, round(val_fraction * n))
+    if n_val >= n:
+        raise ValueError(
+            f"a validation split of {n_val} images leaves nothing to train on, but got n={n}"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[n_val:], perm[:n_val]
+
+
+def load_raw(
+    info: DatasetInfo,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = False,
+    verify: bool = True,
+) -> RawDataset:
+    """Read the official train and test splits of ``info.name``.
+
+    CIFAR and SVHN are read by torchvision's own dataset classes from ``data_dir`` (see
+    :func:`resolve_data_dir`); ``verify=False`` skips only their md5 checksums. ``digits`` is
+    read from scikit-learn and ignores ``data_dir``, ``download`` and ``verify``.
+    """
+    if info.name == "digits":
+        return _load_digits()
+    cls, subdir = _TORCHVISION[info.name]
+    root = resolve_data_dir(data_dir) / subdir
+    if not download:
+        _check_files_exist(info.name, root, cls)
+    dataset_cls = cls if verify else _without_md5(cls)
+    try:
+        train, test = (
+            dataset_cls(root, download=download, **_split_kwargs(cls, split))
+            for split in ("train", "test")
+        )
+    except RuntimeError as err:
+        if not verify or download:
+            raise
+        raise RuntimeError(
+            f"Dataset {info.name!r} under {root} failed torchvision's md5 check; "
+            "pass --download to re-fetch it, or verify=False to skip the checksum"
+        ) from err
+    return RawDataset(*_to_tensors(train), *_to_tensors(test))
+
+
+def _required_files(cls: _TorchvisionCls) -> list[str]:
+    """Files (relative to the torchvision root) that the class reads for train and test."""
+    if issubclass(cls, CIFAR10):
+        names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        return [f"{cls.base_folder}/{name}" for name in names]
+    return [cls.split_list[split][1] for split in ("train", "test")]
+
+
+def _check_files_exist(name: str, root: Path, cls: _TorchvisionCls) -> None:
+    for rel in _required_files(cls):
+        path = root / rel
+        if path.is_file():
+            continue
+        # Name the top-level entry that is missing: the folder if it is absent, else the file.
+        top = root / Path(rel).parts[0]
+        expected = top if not top.exists() else path
+        raise DatasetNotFoundError(
+            f"Dataset {name!r} not found: expected {expected}; "
+            "pass --download to fetch it, or --data-dir to point at it"
+        )
+
+
+@functools.cache
+def _without_md5(cls: _TorchvisionCls) -> _TorchvisionCls:
+    """Subclass of ``cls`` whose md5s are None: torchvision's check_integrity then only checks
+    that each file exists, and the files are still read and parsed as usual."""
+    attrs: dict[str, object]
+    if issubclass(cls, CIFAR10):
+        attrs = {
+            "train_list": [[f, None] for f, _ in cls.train_list],
+            "test_list": [[f, None] for f, _ in cls.test_list],
+            "meta": {**cls.meta, "md5": None},
+        }
+    else:
+        attrs = {"split_list": {k: [url, f, None] for k, (url, f, _) in cls.split_list.items()}}
+    return type(f"Unverified{cls.__name__}", (cls,), attrs)
+
+
+def _split_kwargs(cls: _TorchvisionCls, split: str) -> dict[str, object]:
+    if issubclass(cls, CIFAR10):
+        return {"train": split == "train"}
+    return {"split": split}
+
+
+def _to_tensors(dataset: CIFAR10 | SVHN) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(dataset, CIFAR10):
+        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2)  # (N, H, W, C) -> NCHW
+        labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    else:
+        images = torch.from_numpy(dataset.data)  # already (N, C, H, W); labels 10 -> 0 done
+        labels = torch.as_tensor(dataset.labels, dtype=torch.int64)
+    return images.contiguous(), labels
+
+
+def _load_digits() -> RawDataset:
+    from sklearn.datasets import load_digits  # sklearn is slow to import; only digits needs it
+
+    bunch = load_digits()
+    # Pixel values are integers 0..16; rescale to the usual 0..255 uint8 range.
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N, 1, 8, 8)
+    labels = bunch.target.astype(np.int64)
+    is_test = np.arange(len(images)) % _DIGITS_TEST_EVERY == 0
+    return RawDataset(
+        train_images=torch.from_numpy(images[~is_test]),
+        train_labels=torch.from_numpy(labels[~is_test]),
+        test_images=torch.from_numpy(images[is_test]),
+        test_labels=torch.from_numpy(labels[is_test]),
+    )

@@ -1,0 +1,146 @@
+"""Small CIFAR-10, CIFAR-100 and SVHN files in the genuine on-disk formats, for offline tests.
+
+The genuine CIFAR batches are Python 2 pickles; torchvision loads them with
+``encoding="latin1"``, which turns their str keys into Python 3 str. Pickling str keys from
+Python 3 therefore yields exactly what torchvision sees ('data', 'labels', ...).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+N_PER_CIFAR10_BATCH = 8  # x 5 batches = 40 training images
+N_TRAIN = 40
+N_TEST = 20
+
+
+@dataclass(frozen=True)
+class FakeSplits:
+    """What was written: uint8 NCHW images and int64 labels (SVHN: after 10 -> 0)."""
+
+    root: Path
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def _images(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
+
+
+def _dump(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+def write_cifar10(root: Path, seed: int = 0) -> FakeSplits:
+    """``root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    train_x, train_y = _images(rng, N_TRAIN), rng.integers(0, 10, N_TRAIN)
+    test_x, test_y = _images(rng, N_TEST), rng.integers(0, 10, N_TEST)
+    for b in range(5):
+        part = slice(b * N_PER_CIFAR10_BATCH, (b + 1) * N_PER_CIFAR10_BATCH)
+        _dump(
+            folder / f"data_batch_{b + 1}",
+            {
+                "batch_label": f"training batch {b + 1} of 5",
+                "labels": train_y[part].tolist(),
+                "data": train_x[part].reshape(-1, 3072),
+                "filenames": [f"img_{i}.png" for i in range(N_PER_CIFAR10_BATCH)],
+            },
+        )
+    _dump(
+        folder / "test_batch",
+        {
+            "batch_label": "testing batch 1 of 1",
+            "labels": test_y.tolist(),
+            "data": test_x.reshape(-1, 3072),
+            "filenames": [f"test_{i}.png" for i in range(N_TEST)],
+        },
+    )
+    _dump(
+        folder / "batches.meta",
+        {
+            "num_cases_per_batch": N_PER_CIFAR10_BATCH,
+            "label_names": [f"class{i}" for i in range(10)],
+            "num_vis": 3072,
+        },
+    )
+    return FakeSplits(root, train_x, train_y, test_x, test_y)
+
+
+def write_cifar100(root: Path, seed: int = 1) -> FakeSplits:
+    """``root/cifar-100-python/{train, test, meta}``."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    splits = {}
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        x, fine = _images(rng, n), rng.integers(0, 100, n)
+        fine[0] = 99  # make sure the top class id survives loading
+        _dump(
+            folder / split,
+            {
+                "filenames": [f"{split}_{i}.png" for i in range(n)],
+                "batch_label": f"{split} batch 1 of 1",
+                "fine_labels": fine.tolist(),
+                "coarse_labels": (fine // 5).tolist(),
+                "data": x.reshape(-1, 3072),
+            },
+        )
+        splits[split] = (x, fine)
+    _dump(
+        folder / "meta",
+        {
+            "fine_label_names": [f"fine{i}" for i in range(100)],
+            "coarse_label_names": [f"coarse{i}" for i in range(20)],
+        },
+    )
+    return FakeSplits(root, *splits["train"], *splits["test"])
+
+
+def write_svhn(root: Path, seed: int = 2) -> FakeSplits:
+    """``root/svhn/{train,test}_32x32.mat``: X (32, 32, 3, N) uint8, y (N, 1) in 1..10."""
+    rng = np.random.default_rng(seed)
+    folder = root / "svhn"
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        x, y = _images(rng, n), rng.integers(1, 11, n)
+        y[0] = 10  # the digit 0 is stored as 10
+        scipy.io.savemat(
+            folder / f"{split}_32x32.mat",
+            {"X": x.transpose(2, 3, 1, 0), "y": y.reshape(-1, 1).astype(np.uint8)},
+        )
+        splits[split] = (x, y % 10)
+    return FakeSplits(root, *splits["train"], *splits["test"])
+
+
+@pytest.fixture(scope="session")
+def cifar10_files(tmp_path_factory: pytest.TempPathFactory) -> FakeSplits:
+    return write_cifar10(tmp_path_factory.mktemp("cifar10"))
+
+
+@pytest.fixture(scope="session")
+def cifar100_files(tmp_path_factory: pytest.TempPathFactory) -> FakeSplits:
+    return write_cifar100(tmp_path_factory.mktemp("cifar100"))
+
+
+@pytest.fixture(scope="session")
+def svhn_files(tmp_path_factory: pytest.TempPathFactory) -> FakeSplits:
+    return write_svhn(tmp_path_factory.mktemp("svhn"))
+
+
+@pytest.fixture(scope="session")
+def all_files(
+    cifar10_files: FakeSplits, cifar100_files: FakeSplits, svhn_files: FakeSplits
+) -> dict[str, FakeSplits]:
+    return {"cifar10": cifar10_files, "cifar100": cifar100_files, "svhn": svhn_files}

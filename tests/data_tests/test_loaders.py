@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from data import CROP_PADDING, DeviceLoader, build_loaders, get_dataset_info
+
+from .conftest import N_TEST, N_TRAIN, FakeSplits
+
+KINDS = ["dataloader", "device"]
+
+
+def _build(files: FakeSplits, name: str, kind: str = "dataloader", **kwargs):
+    return build_loaders(name, data_dir=files.root, verify=False, loader=kind, **kwargs)
+
+
+def _epoch(loader) -> tuple[torch.Tensor, torch.Tensor]:
+    batches = list(loader)
+    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+
+
+def _to_uint8(images: torch.Tensor, name: str) -> torch.Tensor:
+    """Undo the normalisation; exact after rounding."""
+    info = get_dataset_info(name)
+    x = images.double()
+    if info.mean is not None and info.std is not None:
+        mean, std = (torch.tensor(v).reshape(-1, 1, 1) for v in (info.mean, info.std))
+        x = x * std + mean
+    return (x * 255).round().to(torch.uint8)
+
+
+def _candidates(image: torch.Tensor, pad: int) -> torch.Tensor:
+    """All (2 * pad + 1)^2 crops of the zero-padded image, unflipped and flipped."""
+    _, h, w = image.shape
+    padded = torch.nn.functional.pad(image, (pad, pad, pad, pad))
+    crops = torch.stack(
+        [
+            padded[:, dy : dy + h, dx : dx + w]
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+        ]
+    )
+    return torch.cat([crops, crops.flip(-1)])
+
+
+def _is_valid_crop(out: torch.Tensor, source: torch.Tensor, pad: int = CROP_PADDING) -> bool:
+    return bool((_candidates(source, pad) == out).flatten(1).all(1).any())
+
+
+def _multiset(images: torch.Tensor) -> list[tuple[float, ...]]:
+    return sorted(map(tuple, images.flatten(1).tolist()))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
+def test_shapes_dtypes_and_batches(name: str, kind: str, all_files: dict[str, FakeSplits]) -> None:
+    loaders = _build(all_files[name], name, kind, batch_size=16, eval_batch_size=8)
+    assert loaders.kind == kind
+    n_train = N_TRAIN - 2
+    assert len(loaders.train) == math.ceil(n_train / 16) == 3
+    batches = list(loaders.train)
+    assert len(batches) == 3 and len(batches[-1][1]) == n_train - 32  # drop_last=False
+    for images, labels in batches:
+        assert images.dtype == torch.float32 and images.shape[1:] == (3, 32, 32)
+        assert labels.dtype == torch.int64
+        assert labels.min() >= 0 and labels.max() < loaders.info.num_classes
+    assert len(loaders.test) == math.ceil(N_TEST / 8)
+    assert sum(len(y) for _, y in loaders.test) == N_TEST
+    assert sum(len(y) for _, y in loaders.val) == loaders.n_val == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
+def test_normalisation_of_test_pixels(
+    name: str, kind: str, all_files: dict[str, FakeSplits]
+) -> None:
+    files, info = all_files[name], get_dataset_info(name)
+    images, labels = _epoch(_build(files, name, kind).test)
+    expected = files.test_images.astype(np.float64) / 255
+    if info.mean is not None and info.std is not None:
+        expected = (expected - np.reshape(info.mean, (-1, 1, 1))) / np.reshape(
+            info.std, (-1, 1, 1)
+        )
+    else:
+        assert images.min() >= 0.0 and images.max() <= 1.0
+    np.testing.assert_allclose(images.numpy(), expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(labels.numpy(), files.test_labels)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_val_is_unaugmented_train_images(kind: str, cifar10_files: FakeSplits) -> None:
+    loaders = _build(cifar10_files, "cifar10", kind, batch_size=4)
+    first, second = _epoch(loaders.val), _epoch(loaders.val)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    val = loaders.val_indices.numpy()
+    np.testing.assert_array_equal(_to_uint8(first[0], "cifar10"), cifar10_files.train_images[val])
+    np.testing.assert_array_equal(first[1].numpy(), cifar10_files.train_labels[val])
+
+
+@pytest.mark.parametrize("name", ["cifar10", "svhn"])
+def test_device_and_dataloader_agree_on_val_and_test(
+    name: str, all_files: dict[str, FakeSplits]
+) -> None:
+    a = _build(all_files[name], name, "dataloader", batch_size=8, eval_batch_size=8)
+    b = _build(all_files[name], name, "device", batch_size=8, eval_batch_size=8)
+    for split in ("val", "test"):
+        batches_a, batches_b = list(getattr(a, split)), list(getattr(b, split))
+        assert len(batches_a) == len(batches_b)
+        for (xa, ya), (xb, yb) in zip(batches_a, batches_b, strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_train_covers_the_train_split_once(kind: str, svhn_files: FakeSplits) -> None:
+    loaders = _build(svhn_files, "svhn", kind, batch_size=16)
+    first, second = _epoch(loaders.train), _epoch(loaders.train)
+    assert not torch.equal(first[1], second[1]) or not torch.equal(first[0], second[0])  # shuffled
+    train = svhn_files.train_images[loaders.train_indices.numpy()]
+    # SVHN is not augmented: every epoch is a permutation of the very same images.
+    expected = _multiset(torch.from_numpy(train))
+    assert _multiset(_to_uint8(first[0], "svhn")) == expected
+    assert _multiset(_to_uint8(second[0], "svhn")) == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cifar_train_is_augmented_with_valid_crops(kind: str, cifar10_files: FakeSplits) -> None:
+    loaders = _build(cifar10_files, "cifar10", kind, batch_size=16)
+    train = torch.from_numpy(cifar10_files.train_images[loaders.train_indices.numpy()])
+    first, second = _epoch(loaders.train), _epoch(loaders.train)
+    assert _multiset(_to_uint8(first[0], "cifar10")) != _multiset(_to_uint8(second[0], "cifar10"))
+    assert _multiset(_to_uint8(first[0], "cifar10")) != _multiset(train)
+    labels = torch.from_numpy(cifar10_files.train_labels[loaders.train_indices.numpy()])
+    for out, label in zip(_to_uint8(first[0], "cifar10"), first[1], strict=True):
+        sources = train[labels == label]
+        assert any(_is_valid_crop(out, source) for source in sources)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_train_order_reproducible_per_epoch(kind: str, cifar10_files: FakeSplits) -> None:
+    loaders = _build(cifar10_files, "cifar10", kind, batch_size=16, seed=7)
+    epoch0, epoch1 = _epoch(loaders.train), _epoch(loaders.train)  # iter() advances the epoch
+    assert not torch.equal(epoch0[0], epoch1[0])
+    resumed = _build(cifar10_files, "cifar10", kind, batch_size=16, seed=7)
+    resumed.train.set_epoch(1)
+    replay1 = _epoch(resumed.train)
+    resumed.train.set_epoch(0)
+    replay0 = _epoch(resumed.train)
+    for a, b in ((epoch0, replay0), (epoch1, replay1)):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    other_seed = _build(cifar10_files, "cifar10", kind, batch_size=16, seed=8)
+    assert not torch.equal(_epoch(other_seed.train)[0], epoch0[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_train_leaves_global_rng_alone(kind: str, cifar10_files: FakeSplits) -> None:
+    loaders = _build(cifar10_files, "cifar10", kind, batch_size=16)
+    state = torch.get_rng_state()
+    _epoch(loaders.train)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_dataloader_workers_reproduce_single_process(cifar10_files: FakeSplits) -> None:
+    single = _epoch(_build(cifar10_files, "cifar10", batch_size=16, num_workers=0).train)
+    workers = _epoch(_build(cifar10_files, "cifar10", batch_size=16, num_workers=2).train)
+    assert torch.equal(single[0], workers[0]) and torch.equal(single[1], workers[1])
+
+
+def test_device_loader_crops_each_image_from_its_source() -> None:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 12, 10), dtype=torch.uint8, generator=generator)
+    loader = DeviceLoader(
+        images,
+        torch.arange(64),  # labels identify the source image
+        batch_size=24,
+        mean=None,
+        std=None,
+        shuffle=True,
+        augment=True,
+        seed=1,
+    )
+    out, index = _epoch(loader)
+    out = (out * 255).round().to(torch.uint8)
+    assert sorted(index.tolist()) == list(range(64))
+    n_crops = (2 * CROP_PADDING + 1) ** 2
+    params = set()
+    for image, i in zip(out, index, strict=True):
+        matches = (_candidates(images[i], CROP_PADDING) == image).flatten(1).all(1)
+        assert matches.any(), f"output for image {i} is not a crop of it"
+        params.add(int(matches.nonzero()[0]))
+    flipped = {p >= n_crops for p in params}
+    offsets = {p % n_crops for p in params}
+    assert flipped == {False, True} and len(offsets) > 10
+
+
+def test_train_subset(cifar10_files: FakeSplits) -> None:
+    full = _build(cifar10_files, "cifar10")
+    small = _build(cifar10_files, "cifar10", train_subset=5, batch_size=2)
+    assert small.n_train == 5 and len(small.train) == 3
+    assert torch.equal(small.train_indices, full.train_indices[:5])
+    assert torch.equal(small.val_indices, full.val_indices)
+    with pytest.raises(ValueError, match="train_subset must be"):
+        _build(cifar10_files, "cifar10", train_subset=N_TRAIN)
+
+
+def test_auto_picks_dataloader_on_cpu(cifar10_files: FakeSplits) -> None:
+    assert _build(cifar10_files, "cifar10", "auto").kind == "dataloader"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"loader": "gpu"}, "loader must be"),
+        ({"batch_size": 0}, "batch_size must be a positive int"),
+        ({"seed": -1}, "seed must be a non-negative int"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_loaders("digits", **kwargs)
