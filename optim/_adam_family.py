@@ -19,11 +19,14 @@ from torch import Tensor
 
 from ._base import (
     FilterLayout,
+    Workspace,
     group_by_device_and_dtype,
     per_unit,
+    split_by_size,
     split_flat,
     stat_dtype,
-    unit_dot,
+    unit_dots,
+    unit_sq_norms,
 )
 
 MODES = ("adams", "adamsrt", "adamg")
@@ -105,60 +108,68 @@ def _adam_elementwise_foreach(
     torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / bc1 for bc1, _ in bcs])
 
 
-def _adam_units_foreach(
+def _decayed(grads: list[Tensor], params: list[Tensor], wd: float, ws: Workspace) -> list[Tensor]:
+    """g + λx without touching p.grad; one large tensor goes through the reusable workspace."""
+    if wd == 0:
+        return grads
+    if len(grads) == 1:
+        return [torch.add(grads[0], params[0], alpha=wd, out=ws.like(params[0]))]
+    return list(torch._foreach_add(grads, params, alpha=wd))
+
+
+def _adam_units(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
     layouts: list[FilterLayout],
     bcs: list[tuple[float, float]],
+    ws: Workspace,
     *,
     mode: str,
     lr: float,
+    beta1: float,
     beta2: float,
     eps: float,
+    weight_decay: float,
 ) -> None:
-    """All units of a bucket at once: a few reductions per tensor, the scalar maths on one flat
-    vector, then three or four multi-tensor passes.
+    """Units of several small tensors at once, or of one large tensor: a few reductions, the
+    scalar maths on one flat vector of per-unit values, then three or four in-place passes.
 
     With s the per-unit step, x_new = x − s·m, so every inner product the rescaling and transport
     need follows from ‖x‖², ⟨x, m⟩, ‖m‖² taken before the update (the spec's performance hint).
     """
-    gg = torch.cat([unit_dot(g, g, lay) for g, lay in zip(grads, layouts, strict=True)])
-    dtype = gg.dtype
-    v = torch.cat([s.reshape(-1) for s in exp_avg_sqs]).to(dtype)
-    v.mul_(beta2).add_(gg, alpha=1 - beta2)
     sphere = mode == "adamg"
+    grads = _decayed(grads, params, 0.0 if sphere else weight_decay, ws)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    gg = unit_sq_norms(grads, layouts)
+    v = torch.cat([s.reshape(-1) for s in exp_avg_sqs]).to(gg.dtype)
+    v.mul_(beta2).add_(gg, alpha=1 - beta2)
     scales = [
         lr / bc1 * (1.0 if sphere else math.sqrt(lay.size))
         for (bc1, _), lay in zip(bcs, layouts, strict=True)
     ]
     inv_sqrt_bc2 = per_unit([1 / math.sqrt(bc2) for _, bc2 in bcs], layouts, gg)
     s = per_unit(scales, layouts, gg).div_(v.sqrt().mul_(inv_sqrt_bc2).add_(eps))
-
-    if mode == "adams":
-        torch._foreach_copy_(exp_avg_sqs, split_flat(v, layouts, "stat_shape"))
-        torch._foreach_addcmul_(params, exp_avgs, split_flat(s.neg(), layouts, "keep_shape"))
-        return
-
-    xx = torch.cat([unit_dot(p, p, lay) for p, lay in zip(params, layouts, strict=True)])
-    xm = torch.cat(
-        [unit_dot(p, m, lay) for p, m, lay in zip(params, exp_avgs, layouts, strict=True)]
-    )
-    mm = torch.cat([unit_dot(m, m, lay) for m, lay in zip(exp_avgs, layouts, strict=True)])
-    b = (xx - 2 * s * xm + s * s * mm).clamp_(min=0)  # ‖x_new‖²
-    c = xx - s * xm  # ⟨x_old, x_new⟩
-    e = xm - s * mm  # ⟨m, x_new⟩
-    if mode == "adamsrt":
-        inv = 1 / (b + eps)
-        v.mul_(xx * inv)
-    else:
-        inv = 1 / (xx.sqrt() * b.sqrt() + eps)
-    # m' = (c·m − e·x_old)·inv with x_old = x_new + s·m.
-    k_m = (c - e * s) * inv
-    k_x = -e * inv
+    if mode != "adams":
+        xx = unit_sq_norms(params, layouts)
+        mm = unit_sq_norms(exp_avgs, layouts)
+        xm = unit_dots(params, exp_avgs, layouts, ws)
+        b = (xx - 2 * s * xm + s * s * mm).clamp_(min=0)  # ‖x_new‖²
+        c = xx - s * xm  # ⟨x_old, x_new⟩
+        e = xm - s * mm  # ⟨m, x_new⟩
+        if sphere:
+            inv = 1 / (xx.sqrt() * b.sqrt() + eps)
+        else:
+            inv = 1 / (b + eps)
+            v.mul_(xx * inv)
+        # m' = (c·m − e·x_old)·inv with x_old = x_new + s·m.
+        k_m = (c - e * s) * inv
+        k_x = -e * inv
     torch._foreach_copy_(exp_avg_sqs, split_flat(v, layouts, "stat_shape"))
-    torch._foreach_addcmul_(params, exp_avgs, split_flat(s.neg(), layouts, "keep_shape"))
+    torch._foreach_addcmul_(params, exp_avgs, split_flat(s.neg_(), layouts, "keep_shape"))
+    if mode == "adams":
+        return
     torch._foreach_mul_(exp_avgs, split_flat(k_m, layouts, "keep_shape"))
     torch._foreach_addcmul_(exp_avgs, params, split_flat(k_x, layouts, "keep_shape"))
     if sphere:
@@ -179,36 +190,34 @@ def adam_family_foreach(
     beta2: float,
     eps: float,
     weight_decay: float,
+    workspace: Workspace | None = None,
 ) -> None:
     """The same step as :func:`adam_family_reference` with multi-tensor kernels."""
+    ws = workspace or Workspace()
+    hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
     for _, (p_, g_, m_, v_, st_, lay_) in group_by_device_and_dtype(
         params, grads, exp_avgs, exp_avg_sqs, steps, layouts
     ):
         torch._foreach_add_(st_, 1)
         bcs = [_bias_corrections(st.item(), beta1, beta2) for st in st_]
-        g_ = list(g_)
-        if weight_decay != 0:
-            decayed = [i for i, lay in enumerate(lay_) if mode != "adamg" or lay is None]
-            if decayed:
-                new = torch._foreach_add(
-                    [g_[i] for i in decayed], [p_[i] for i in decayed], alpha=weight_decay
-                )
-                for i, g in zip(decayed, new, strict=True):
-                    g_[i] = g
-        torch._foreach_lerp_(m_, g_, 1 - beta1)
-        plain = [i for i, lay in enumerate(lay_) if lay is None]
-        units = [i for i, lay in enumerate(lay_) if lay is not None]
+        plain, small, large = split_by_size(lay_, p_)
 
         def pick(lst: list[Any], idx: list[int]) -> list[Any]:
             return [lst[i] for i in idx]
 
         if plain:
+            g = _decayed(pick(g_, plain), pick(p_, plain), weight_decay, ws)
+            torch._foreach_lerp_(pick(m_, plain), g, 1 - beta1)
             _adam_elementwise_foreach(
-                pick(p_, plain), pick(g_, plain), pick(v_, plain), pick(m_, plain),
-                pick(bcs, plain), lr=lr, beta2=beta2, eps=eps,
+                pick(p_, plain), g, pick(v_, plain), pick(m_, plain), pick(bcs, plain),
+                lr=lr, beta2=beta2, eps=eps,
             )  # fmt: skip
-        if units:
-            _adam_units_foreach(
-                pick(p_, units), pick(g_, units), pick(m_, units), pick(v_, units),
-                pick(lay_, units), pick(bcs, units), mode=mode, lr=lr, beta2=beta2, eps=eps,
+        if small:
+            _adam_units(
+                pick(p_, small), pick(g_, small), pick(m_, small), pick(v_, small),
+                pick(lay_, small), pick(bcs, small), ws, mode=mode, **hp,
             )  # fmt: skip
+        for i in large:
+            _adam_units(
+                [p_[i]], [g_[i]], [m_[i]], [v_[i]], [lay_[i]], [bcs[i]], ws, mode=mode, **hp
+            )

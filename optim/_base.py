@@ -130,6 +130,7 @@ class SphericalOptimizer(Optimizer):
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         validate_hyperparameters({**defaults, "params": []})
         super().__init__(params, defaults)
+        self._workspace = Workspace()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -141,6 +142,7 @@ class SphericalOptimizer(Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.setdefault("_workspace", Workspace())
         for group in self.param_groups:
             group.setdefault("channel_wise", False)
             group.setdefault("channel_dims", None)
@@ -209,19 +211,64 @@ def zeros_stat(p: Tensor, layout: FilterLayout | None) -> Tensor:
     return torch.zeros(layout.stat_shape, dtype=p.dtype, device=p.device)
 
 
-def unit_dot(a: Tensor, b: Tensor, layout: FilterLayout) -> Tensor:
-    """Flat per-unit ⟨a, b⟩ in the stat dtype, without a full-size temporary when possible."""
-    dtype = stat_dtype(a.dtype)
-    if a is b:
-        return (
-            torch.linalg.vector_norm(a, dim=layout.reduce_dims, dtype=dtype).square_().reshape(-1)
-        )
-    if layout.front and a.is_contiguous() and b.is_contiguous():
-        a2, b2 = a.reshape(layout.units, layout.size), b.reshape(layout.units, layout.size)
-        if a.dtype != dtype:
-            a2, b2 = a2.to(dtype), b2.to(dtype)
-        return torch.linalg.vecdot(a2, b2)
-    return (a.to(dtype) * b.to(dtype)).sum(layout.reduce_dims).reshape(-1)
+# Tensors at least this large are updated one at a time, every pass while the tensor is still in
+# cache; smaller ones are batched so per-tensor dispatch overhead does not dominate.
+LARGE_NUMEL = 1 << 16
+
+
+class Workspace:
+    """One reusable scratch buffer per device and dtype, for the full-size temporaries of a step.
+
+    Large fresh CPU allocations cost page faults on every step; reusing one buffer avoids them.
+    It is not optimizer state: nothing in it outlives the pass that wrote it.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def like(self, t: Tensor) -> Tensor:
+        key = (t.device, t.dtype)
+        buf = self._buffers.get(key)
+        if buf is None or buf.numel() < t.numel():
+            buf = self._buffers[key] = torch.empty(t.numel(), dtype=t.dtype, device=t.device)
+        return buf[: t.numel()].view(t.shape)
+
+
+def unit_sq_norms(tensors: Sequence[Tensor], layouts: Sequence[FilterLayout]) -> Tensor:
+    """Flat per-unit ‖t‖² over a list of tensors, in the stat dtype."""
+    dtype = stat_dtype(tensors[0].dtype)
+    norms = [
+        torch.linalg.vector_norm(t, dim=lay.reduce_dims, dtype=dtype).reshape(-1)
+        for t, lay in zip(tensors, layouts, strict=True)
+    ]
+    return torch.cat(norms).square_() if len(norms) > 1 else norms[0].square_()
+
+
+def unit_dots(
+    a: Sequence[Tensor], b: Sequence[Tensor], layouts: Sequence[FilterLayout], ws: Workspace
+) -> Tensor:
+    """Flat per-unit ⟨a, b⟩ over lists of tensors, in the stat dtype."""
+    dtype = stat_dtype(a[0].dtype)
+    dots = [
+        torch.mul(x, y, out=ws.like(x)).sum(lay.reduce_dims, dtype=dtype).reshape(-1)
+        for x, y, lay in zip(a, b, layouts, strict=True)
+    ]
+    return torch.cat(dots) if len(dots) > 1 else dots[0]
+
+
+def split_by_size(
+    layouts: Sequence[FilterLayout | None], params: Sequence[Tensor]
+) -> tuple[list[int], list[int], list[int]]:
+    """Indices of the element-wise, small-unit and large-unit tensors."""
+    plain, small, large = [], [], []
+    for i, (lay, p) in enumerate(zip(layouts, params, strict=True)):
+        if lay is None:
+            plain.append(i)
+        elif p.numel() >= LARGE_NUMEL:
+            large.append(i)
+        else:
+            small.append(i)
+    return plain, small, large
 
 
 def split_flat(flat: Tensor, layouts: Sequence[FilterLayout], shape_attr: str) -> list[Tensor]:

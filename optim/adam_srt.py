@@ -63,9 +63,9 @@ class AdamFamily(SphericalOptimizer):
         layouts: list[FilterLayout | None],
         foreach: bool,
     ) -> None:
-        update = adam_family_foreach if foreach else adam_family_reference
         beta1, beta2 = group["betas"]
-        update(
+        extra = {"workspace": self._workspace} if foreach else {}
+        (adam_family_foreach if foreach else adam_family_reference)(
             params,
             grads,
             [s["exp_avg"] for s in states],
@@ -78,6 +78,7 @@ class AdamFamily(SphericalOptimizer):
             beta2=beta2,
             eps=group["eps"],
             weight_decay=group["weight_decay"],
+            **extra,
         )
 
 

@@ -17,10 +17,13 @@ from torch import Tensor
 from ._base import (
     FilterLayout,
     SphericalOptimizer,
+    Workspace,
     group_by_device_and_dtype,
+    split_by_size,
     split_flat,
     stat_dtype,
-    unit_dot,
+    unit_dots,
+    unit_sq_norms,
 )
 from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
 
@@ -28,21 +31,55 @@ __all__ = ["SGDMRT"]
 
 
 def _momentum(
-    grads: list[Tensor], params: list[Tensor], bufs: list[Tensor | None], states: list[dict],
+    grads: list[Tensor], params: list[Tensor], states: list[dict],
     *, weight_decay: float, momentum: float, dampening: float,
 ) -> list[Tensor]:  # fmt: skip
-    """b ← μ·b + (1 − dampening)·(g + λx); at the first step b = g + λx, as torch.optim.SGD."""
-    if weight_decay != 0:
-        grads = torch._foreach_add(grads, params, alpha=weight_decay)
-    old = [i for i, b in enumerate(bufs) if b is not None]
-    for i, b in enumerate(bufs):
-        if b is None:
-            bufs[i] = states[i]["momentum_buffer"] = grads[i].detach().clone()
-    if old:
-        olds = [bufs[i] for i in old]
-        torch._foreach_mul_(olds, momentum)
-        torch._foreach_add_(olds, [grads[i] for i in old], alpha=1 - dampening)
-    return bufs  # type: ignore[return-value]
+    """b ← μ·b + (1 − dampening)·(g + λx), in place; at the first step b = g + λx, as
+    torch.optim.SGD. The decay is folded into the buffer: no full-size temporary."""
+    bufs: list[Tensor] = []
+    old_b, old_g, old_p = [], [], []
+    for g, p, state in zip(grads, params, states, strict=True):
+        buf = state["momentum_buffer"]
+        if buf is None:
+            buf = state["momentum_buffer"] = g.detach().clone()
+            if weight_decay != 0:
+                buf.add_(p, alpha=weight_decay)
+        else:
+            old_b.append(buf)
+            old_g.append(g)
+            old_p.append(p)
+        bufs.append(buf)
+    if old_b:
+        torch._foreach_mul_(old_b, momentum)
+        torch._foreach_add_(old_b, old_g, alpha=1 - dampening)
+        if weight_decay != 0:
+            torch._foreach_add_(old_b, old_p, alpha=weight_decay * (1 - dampening))
+    return bufs
+
+
+def _sgd_units(
+    params: list[Tensor], bufs: list[Tensor], layouts: list[FilterLayout], ws: Workspace, lr: float
+) -> None:
+    """Step and transport units of several small tensors at once, or of one large tensor.
+
+    x_new = x − lr·b, so ⟨x_old, x_new⟩, ⟨b, x_new⟩ and ‖x_new‖² follow from ‖x‖², ⟨x, b⟩, ‖b‖².
+    """
+    xx = unit_sq_norms(params, layouts)
+    bb = unit_sq_norms(bufs, layouts)
+    xb = unit_dots(params, bufs, layouts, ws)
+    torch._foreach_add_(params, bufs, alpha=-lr)
+    n = (xx - 2 * lr * xb + lr * lr * bb).clamp_(min=0)
+    c = xx - lr * xb
+    e = xb - lr * bb
+    # The expanded ‖x_new‖² is only accurate to rounding of ‖x‖² + lr²‖b‖²: below that the
+    # filter is numerically zero and keeps its buffer (as the reference does at exactly 0).
+    safe = n > 4 * torch.finfo(n.dtype).eps * (xx + lr * lr * bb)
+    inv = torch.where(safe, 1 / torch.where(safe, n, 1.0), 0.0)
+    # b' = (c·b − e·x_old)/n with x_old = x_new + lr·b.
+    k_b = torch.where(safe, (c - lr * e) * inv, 1.0)
+    k_x = -e * inv
+    torch._foreach_mul_(bufs, split_flat(k_b, layouts, "keep_shape"))
+    torch._foreach_addcmul_(bufs, params, split_flat(k_x, layouts, "keep_shape"))
 
 
 def sgd_mrt_reference(
@@ -78,39 +115,25 @@ def sgd_mrt_reference(
 def sgd_mrt_foreach(
     params: list[Tensor], grads: list[Tensor], states: list[dict], layouts: list[FilterLayout | None],
     *, lr: float, momentum: float, dampening: float, weight_decay: float,
+    workspace: Workspace | None = None,
 ) -> None:  # fmt: skip
-    """The same step as :func:`sgd_mrt_reference` with multi-tensor kernels.
-
-    x_new = x − lr·b, so ⟨x_old, x_new⟩, ⟨b, x_new⟩ and ‖x_new‖² follow from ‖x‖², ⟨x, b⟩, ‖b‖².
-    """
+    """The same step as :func:`sgd_mrt_reference` with multi-tensor kernels."""
+    ws = workspace or Workspace()
+    hp = {"weight_decay": weight_decay, "momentum": momentum, "dampening": dampening}
     for _, (p_, g_, st_, lay_) in group_by_device_and_dtype(params, grads, states, layouts):
-        bufs = _momentum(
-            g_, p_, [s.get("momentum_buffer") for s in st_], st_,
-            weight_decay=weight_decay, momentum=momentum, dampening=dampening,
-        )  # fmt: skip
-        units = [i for i, lay in enumerate(lay_) if lay is not None]
-        if not units:
-            torch._foreach_add_(p_, bufs, alpha=-lr)
-            continue
-        up = [p_[i] for i in units]
-        ub = [bufs[i] for i in units]
-        ul = [lay_[i] for i in units]
-        xx = torch.cat([unit_dot(p, p, lay) for p, lay in zip(up, ul, strict=True)])
-        xb = torch.cat([unit_dot(p, b, lay) for p, b, lay in zip(up, ub, ul, strict=True)])
-        bb = torch.cat([unit_dot(b, b, lay) for b, lay in zip(ub, ul, strict=True)])
-        torch._foreach_add_(p_, bufs, alpha=-lr)
-        n = (xx - 2 * lr * xb + lr * lr * bb).clamp_(min=0)
-        c = xx - lr * xb
-        e = xb - lr * bb
-        # The expanded ‖x_new‖² is only accurate to rounding of ‖x‖² + lr²‖b‖²: below that the
-        # filter is numerically zero and keeps its buffer (as the reference does at exactly 0).
-        safe = n > 4 * torch.finfo(n.dtype).eps * (xx + lr * lr * bb)
-        inv = torch.where(safe, 1 / torch.where(safe, n, 1.0), 0.0)
-        # b' = (c·b − e·x_old)/n with x_old = x_new + lr·b.
-        k_b = torch.where(safe, (c - lr * e) * inv, 1.0)
-        k_x = -e * inv
-        torch._foreach_mul_(ub, split_flat(k_b, ul, "keep_shape"))
-        torch._foreach_addcmul_(ub, up, split_flat(k_x, ul, "keep_shape"))
+        plain, small, large = split_by_size(lay_, p_)
+        for idx in (plain, small):
+            if not idx:
+                continue
+            ps = [p_[i] for i in idx]
+            bufs = _momentum([g_[i] for i in idx], ps, [st_[i] for i in idx], **hp)
+            if idx is plain:
+                torch._foreach_add_(ps, bufs, alpha=-lr)
+            else:
+                _sgd_units(ps, bufs, [lay_[i] for i in idx], ws, lr)
+        for i in large:
+            bufs = _momentum([g_[i]], [p_[i]], [st_[i]], **hp)
+            _sgd_units([p_[i]], bufs, [lay_[i]], ws, lr)
 
 
 class SGDMRT(SphericalOptimizer):
@@ -151,8 +174,8 @@ class SGDMRT(SphericalOptimizer):
         layouts: list[FilterLayout | None],
         foreach: bool,
     ) -> None:
-        update = sgd_mrt_foreach if foreach else sgd_mrt_reference
-        update(
+        extra = {"workspace": self._workspace} if foreach else {}
+        (sgd_mrt_foreach if foreach else sgd_mrt_reference)(
             params,
             grads,
             states,
@@ -161,6 +184,7 @@ class SGDMRT(SphericalOptimizer):
             momentum=group["momentum"],
             dampening=group["dampening"],
             weight_decay=group["weight_decay"],
+            **extra,
         )
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from optim import SGDMRT, AdamG, AdamS, AdamSRT
+from optim._base import LARGE_NUMEL
 
 SPHERICAL = {
     "adams": (AdamS, {"lr": 1e-2, "betas": (0.9, 0.99), "weight_decay": 1e-2}),
@@ -109,8 +110,19 @@ def _run(cls, hp, params, foreach, steps=20, seed=3, make_grad=None):
 @pytest.mark.parametrize("name", list(SPHERICAL))
 def test_fast_path_equals_reference_float64(name):
     cls, hp = SPHERICAL[name]
+    # Small and large tensors (≥ LARGE_NUMEL take the one-at-a-time path) in both groups.
+    gen = torch.Generator().manual_seed(5)
+    big_conv, big_plain = (
+        torch.randn(64, 32, 6, 6, generator=gen),
+        torch.randn(300, 300, generator=gen),
+    )
+    assert min(big_conv.numel(), big_plain.numel()) >= LARGE_NUMEL
+    convs = _conv_params(torch.float64)
     params = [
-        *_conv_params(torch.float64),
+        torch.nn.Parameter(big_conv.double()),
+        *convs[:2],
+        torch.nn.Parameter(big_plain.double()),
+        convs[3],
         torch.nn.Parameter(torch.randn(16, dtype=torch.float64)),
     ]
     ref, ref_opt = _run(cls, hp, params, foreach=False)
