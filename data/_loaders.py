@@ -246,12 +246,13 @@ class Loaders:
     ``test`` are never shuffled nor augmented. ``DeviceLoader`` batches are already on the
     device; DataLoader batches are on CPU (pinned for CUDA), so move them with
     ``.to(device, non_blocking=True)``, a no-op for the former. ``train_indices`` and
-    ``val_indices`` index the official train split.
+    ``val_indices`` index the official train split. ``test`` is ``None`` (and ``n_test`` 0)
+    when built with ``with_test=False``.
     """
 
     train: EpochDataLoader | DeviceLoader
     val: DataLoader | DeviceLoader
-    test: DataLoader | DeviceLoader
+    test: DataLoader | DeviceLoader | None
     info: DatasetInfo
     n_train: int
     n_val: int
@@ -274,6 +275,7 @@ def build_loaders(
     num_workers: int = 0,
     eval_batch_size: int | None = None,
     train_subset: int | None = None,
+    with_test: bool = True,
 ) -> Loaders:
     """Read dataset ``name`` and return its train/val/test :class:`Loaders`.
 
@@ -282,7 +284,8 @@ def build_loaders(
     ``loader="auto"`` picks the device-resident loader on CUDA and a DataLoader otherwise
     (``num_workers`` applies to the DataLoader only). ``train_subset`` keeps the first N
     training indices after the split. ``data_dir``, ``download`` and ``verify`` are described
-    in :func:`data.load_raw`.
+    in :func:`data.load_raw`. ``with_test=False`` leaves the test files unread and
+    ``Loaders.test`` ``None``: selection on validation alone, with no way to peek at test.
     """
     info = get_dataset_info(name)
     for arg, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -296,7 +299,7 @@ def build_loaders(
     kind = ("device" if device.type == "cuda" else "dataloader") if loader == "auto" else loader
     eval_batch_size = eval_batch_size or batch_size
 
-    raw = load_raw(info, data_dir, download=download, verify=verify)
+    raw = load_raw(info, data_dir, download=download, verify=verify, with_test=with_test)
     train_idx, val_idx = split_indices(len(raw.train_labels), info.val_fraction, seed)
     if train_subset is not None:
         if not isinstance(train_subset, int) or not 1 <= train_subset <= len(train_idx):
@@ -308,8 +311,10 @@ def build_loaders(
     splits = {
         "train": (raw.train_images[train_idx], raw.train_labels[train_idx]),
         "val": (raw.train_images[val_idx], raw.train_labels[val_idx]),
-        "test": (raw.test_images, raw.test_labels),
     }
+    if raw.test_images is not None and raw.test_labels is not None:
+        splits["test"] = (raw.test_images, raw.test_labels)
+    evaluated = [s for s in ("val", "test") if s in splits]
     if kind == "device":
         train = DeviceLoader(
             *splits["train"],
@@ -321,12 +326,12 @@ def build_loaders(
             augment=info.augment,
             seed=seed,
         )
-        val, test = (
-            DeviceLoader(
+        eval_loaders: dict[str, DataLoader | DeviceLoader] = {
+            s: DeviceLoader(
                 *splits[s], batch_size=eval_batch_size, mean=info.mean, std=info.std, device=device
             )
-            for s in ("val", "test")
-        )
+            for s in evaluated
+        }
     else:
         pin_memory = device.type == "cuda"
         train = EpochDataLoader(
@@ -336,24 +341,24 @@ def build_loaders(
             num_workers=num_workers,
             pin_memory=pin_memory,
         )
-        val, test = (
-            DataLoader(
+        eval_loaders = {
+            s: DataLoader(
                 _ImageDataset(*splits[s], info, augment=False),
                 batch_size=eval_batch_size,
                 shuffle=False,
                 num_workers=num_workers,
                 pin_memory=pin_memory,
             )
-            for s in ("val", "test")
-        )
+            for s in evaluated
+        }
     return Loaders(
         train=train,
-        val=val,
-        test=test,
+        val=eval_loaders["val"],
+        test=eval_loaders.get("test"),
         info=info,
         n_train=len(train_idx),
         n_val=len(val_idx),
-        n_test=len(raw.test_labels),
+        n_test=0 if raw.test_labels is None else len(raw.test_labels),
         kind=kind,
         train_indices=train_idx,
         val_indices=val_idx,

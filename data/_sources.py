@@ -48,12 +48,15 @@ class DatasetNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class RawDataset:
-    """Official splits as uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``, on CPU."""
+    """Official splits as uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``, on CPU.
+
+    The test fields are ``None`` when the test split was not read (``with_test=False``).
+    """
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
+    test_images: torch.Tensor | None
+    test_labels: torch.Tensor | None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -86,24 +89,29 @@ def load_raw(
     *,
     download: bool = False,
     verify: bool = True,
+    with_test: bool = True,
 ) -> RawDataset:
     """Read the official train and test splits of ``info.name``.
 
     CIFAR and SVHN are read by torchvision's own dataset classes from ``data_dir`` (see
     :func:`resolve_data_dir`); ``verify=False`` skips only their md5 checksums. ``digits`` is
     read from scikit-learn and ignores ``data_dir``, ``download`` and ``verify``.
+    ``with_test=False`` neither opens nor checksums the test files (they may be absent), so
+    that a hyper-parameter search cannot touch them; the test fields are then ``None``.
     """
     if info.name == "digits":
-        return _load_digits()
+        return _load_digits(with_test)
     cls, subdir = _TORCHVISION[info.name]
     root = resolve_data_dir(data_dir) / subdir
+    splits = ("train", "test") if with_test else ("train",)
     if not download:
-        _check_files_exist(info.name, root, cls)
+        _check_files_exist(info.name, root, cls, splits)
     dataset_cls = cls if verify else _without_md5(cls)
+    if not with_test:
+        dataset_cls = _train_only(dataset_cls)
     try:
-        train, test = (
-            dataset_cls(root, download=download, **_split_kwargs(cls, split))
-            for split in ("train", "test")
+        train, *test = (
+            dataset_cls(root, download=download, **_split_kwargs(cls, split)) for split in splits
         )
     except RuntimeError as err:
         if not verify or download:
@@ -112,19 +120,23 @@ def load_raw(
             f"Dataset {info.name!r} under {root} failed torchvision's md5 check; "
             "pass --download to re-fetch it, or verify=False to skip the checksum"
         ) from err
-    return RawDataset(*_to_tensors(train), *_to_tensors(test))
+    test_images, test_labels = _to_tensors(test[0]) if test else (None, None)
+    return RawDataset(*_to_tensors(train), test_images, test_labels)
 
 
-def _required_files(cls: _TorchvisionCls) -> list[str]:
-    """Files (relative to the torchvision root) that the class reads for train and test."""
+def _required_files(cls: _TorchvisionCls, splits: tuple[str, ...]) -> list[str]:
+    """Files (relative to the torchvision root) that the class reads for ``splits``."""
     if issubclass(cls, CIFAR10):
-        names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        lists = {"train": cls.train_list, "test": cls.test_list}
+        names = [f for split in splits for f, _ in lists[split]] + [cls.meta["filename"]]
         return [f"{cls.base_folder}/{name}" for name in names]
-    return [cls.split_list[split][1] for split in ("train", "test")]
+    return [cls.split_list[split][1] for split in splits]
 
 
-def _check_files_exist(name: str, root: Path, cls: _TorchvisionCls) -> None:
-    for rel in _required_files(cls):
+def _check_files_exist(
+    name: str, root: Path, cls: _TorchvisionCls, splits: tuple[str, ...]
+) -> None:
+    for rel in _required_files(cls, splits):
         path = root / rel
         if path.is_file():
             continue
@@ -153,6 +165,15 @@ def _without_md5(cls: _TorchvisionCls) -> _TorchvisionCls:
     return type(f"Unverified{cls.__name__}", (cls,), attrs)
 
 
+@functools.cache
+def _train_only(cls: _TorchvisionCls) -> _TorchvisionCls:
+    """``cls`` without the test files in CIFAR's integrity check, which otherwise reads (md5)
+    and requires them even for ``train=True``; SVHN only ever checks the split it reads."""
+    if not issubclass(cls, CIFAR10):
+        return cls
+    return type(f"TrainOnly{cls.__name__}", (cls,), {"test_list": []})
+
+
 def _split_kwargs(cls: _TorchvisionCls, split: str) -> dict[str, object]:
     if issubclass(cls, CIFAR10):
         return {"train": split == "train"}
@@ -169,7 +190,7 @@ def _to_tensors(dataset: CIFAR10 | SVHN) -> tuple[torch.Tensor, torch.Tensor]:
     return images.contiguous(), labels
 
 
-def _load_digits() -> RawDataset:
+def _load_digits(with_test: bool = True) -> RawDataset:
     from sklearn.datasets import load_digits  # sklearn is slow to import; only digits needs it
 
     bunch = load_digits()
@@ -180,6 +201,6 @@ def _load_digits() -> RawDataset:
     return RawDataset(
         train_images=torch.from_numpy(images[~is_test]),
         train_labels=torch.from_numpy(labels[~is_test]),
-        test_images=torch.from_numpy(images[is_test]),
-        test_labels=torch.from_numpy(labels[is_test]),
+        test_images=torch.from_numpy(images[is_test]) if with_test else None,
+        test_labels=torch.from_numpy(labels[is_test]) if with_test else None,
     )

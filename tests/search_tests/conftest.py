@@ -1,0 +1,134 @@
+"""Fixtures for the search tests: tiny study specs on `digits`, SQLite files, PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search import StudySpec, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+TINY = """
+name = "{name}"
+dataset = "digits"
+model = "resnet20"
+optimizers = {optimizers}
+epochs = {epochs}
+n_trials = {n_trials}
+seed = 0
+batch_size = 64
+train_subset = {train_subset}
+
+[pruner]
+kind = "{pruner}"
+min_resource = 1
+reduction_factor = 2
+n_startup_trials = 2
+n_warmup_steps = 1
+
+[resources]
+workers = {workers}
+cpus_per_trial = {cpus}
+"""
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Write a tiny spec (seconds per trial) and return its path."""
+
+    def write(
+        name: str = "t",
+        optimizers: tuple[str, ...] = ("adamsrt", "sgd"),
+        epochs: int = 2,
+        n_trials: int = 3,
+        train_subset: int = 128,
+        pruner: str = "none",
+        workers: int = 2,
+        cpus: float = 1,
+    ) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            TINY.format(
+                name=name, optimizers=list(optimizers), epochs=epochs, n_trials=n_trials,
+                train_subset=train_subset, pruner=pruner, workers=workers, cpus=cpus,
+            ).replace("'", '"')
+        )  # fmt: skip
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tiny_spec(write_spec: Callable[..., Path]) -> Callable[..., StudySpec]:
+    return lambda **kw: load_spec(write_spec(**kw))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    import psycopg
+
+    name = f"test_search_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+        )
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL must run on 127.0.0.1:5432 (.ci/run starts it): {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+        ) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def trials_of(storage_url: str, spec: StudySpec) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    """The trials of each study of ``spec`` (none for a study not created yet)."""
+    from search import open_storage
+
+    storage = open_storage(storage_url)
+    names = {s.study_name for s in storage.get_all_studies()}
+    return {
+        opt: optuna.load_study(study_name=spec.study_name(opt), storage=storage).get_trials()
+        if spec.study_name(opt) in names
+        else []
+        for opt in spec.optimizers
+    }
+
+
+def run_cli(args: list[str], **popen: object) -> subprocess.Popen:
+    """run_search.py in a child process (its own session, so a test can kill it alone)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_search.py"), *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, **popen,
+    )  # fmt: skip
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,130 @@
+"""export_best.py: best COMPLETE trial per setting, merged, with provenance, written atomically."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+import export_best
+from search import create_studies, load_spec, open_storage
+from training import load_best_hyper_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = """
+name = "x"
+dataset = "digits"
+model = "resnet20"
+optimizers = ["adamsrt", "sgd"]
+epochs = 3
+"""
+DIST = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
+
+
+def _trial(state, value, lr, intermediate=None):
+    hparams = {"lr": lr, "betas": [0.9, 0.99], "weight_decay": 1e-4, "eps": 1e-8}
+    return optuna.create_trial(
+        state=state,
+        value=value if state == TrialState.COMPLETE else None,
+        params={"lr": lr},
+        distributions=DIST,
+        user_attrs={"hparams": hparams},
+        intermediate_values=intermediate or {},
+    )
+
+
+@pytest.fixture
+def storage_with_studies(tmp_path):
+    spec_path = tmp_path / "x.toml"
+    spec_path.write_text(SPEC)
+    spec = load_spec(spec_path)
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    storage = open_storage(url)
+    create_studies(spec, storage)
+    study = optuna.load_study(study_name=spec.study_name("adamsrt"), storage=storage)
+    study.add_trial(_trial(TrialState.COMPLETE, 0.90, 1e-3, {1: 0.8, 2: 0.9}))
+    study.add_trial(_trial(TrialState.COMPLETE, 0.95, 2e-3, {1: 0.9, 2: 0.95}))
+    study.add_trial(_trial(TrialState.PRUNED, None, 5e-3, {1: 0.99}))  # never exported
+    study.add_trial(_trial(TrialState.FAIL, None, 9e-3))
+    return url, spec
+
+
+@pytest.fixture
+def output(tmp_path):
+    path = tmp_path / "best.py"
+    shutil.copy(ROOT / "best_hyper_parameters.py", path)
+    return path
+
+
+def test_exports_the_best_complete_trial_and_merges(storage_with_studies, output, capsys):
+    url, spec = storage_with_studies
+    before, _ = load_best_hyper_parameters(output)
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 0
+    table, provenance = load_best_hyper_parameters(output)
+    assert table["digits"]["resnet20"]["adamsrt"] == {
+        "lr": 2e-3, "betas": (0.9, 0.99), "weight_decay": 1e-4, "eps": 1e-8,
+    }  # fmt: skip
+    assert table["digits"]["resnet20"]["sgd"] == before["digits"]["resnet20"]["sgd"]  # empty study
+    assert table["cifar10"] == before["cifar10"]
+    record = provenance["digits/resnet20/adamsrt"]
+    assert record["study"] == spec.study_name("adamsrt") and record["trial"] == 1
+    assert record["value"] == 0.95 and record["date"]
+    assert "wrote" in capsys.readouterr().out
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 0
+    assert "already up to date" in capsys.readouterr().out
+
+
+def test_dry_run_shows_the_change_and_writes_nothing(storage_with_studies, output, capsys):
+    url, _ = storage_with_studies
+    text = output.read_text()
+    assert export_best.main(["--storage", url, "--output", str(output), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert '+                "lr": 0.002,' in out and "dry run: nothing written" in out
+    assert output.read_text() == text
+
+
+def test_output_elsewhere_starts_a_new_file(storage_with_studies, tmp_path):
+    url, _ = storage_with_studies
+    fresh = tmp_path / "new_best.py"
+    assert export_best.main(["--storage", url, "--output", str(fresh)]) == 0
+    table, _ = load_best_hyper_parameters(fresh)
+    assert list(table) == ["digits"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--study", "nope"], "unknown study 'nope'"),
+        (["--study", "x-digits-resnet20-sgd-default"], "has no COMPLETE trial"),
+    ],
+)
+def test_unknown_or_empty_study_is_one_line_and_leaves_the_file(
+    storage_with_studies, output, capsys, args, message
+):
+    url, _ = storage_with_studies
+    text = output.read_text()
+    assert export_best.main(["--storage", url, "--output", str(output), *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert output.read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+psycopg://alice:s3cret@127.0.0.1:1/optuna", "cannot open storage"),
+        ("sqlite:////nonexistent/dir/studies.db", "no such SQLite file"),
+        ("not a url", "storage URL is not valid"),
+    ],
+)
+def test_unreachable_storage_is_one_line_without_password(output, capsys, url, message):
+    text = output.read_text()
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "s3cret" not in err and err.count("\n") == 1
+    assert output.read_text() == text
+    assert not list(output.parent.glob(".best.py.*")), "no temporary file left behind"

@@ -1,0 +1,192 @@
+"""training_example.py: in-process via ``main(argv)`` on the offline digits set, plus one
+subprocess run for the no-traceback promise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import training_example
+from training import lookup_hyper_parameters, render_best_hyper_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--model=resnet20",
+    "--dataset=digits",
+    "--epochs=2",
+    "--train-subset=200",
+    "--batch-size=64",
+    "--device=cpu",
+    "--no-progress",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tiny models; OpenMP threads only add stalls on a shared 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_writes_results_with_the_exact_hyper_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert training_example.main([*TINY, "--optimizer=adamsrt", f"--output={tmp_path}"]) == 0
+    expected = lookup_hyper_parameters("digits", "resnet20", "adamsrt")
+    expected_json = {**expected, "betas": list(expected["betas"])}
+    metrics = _json(tmp_path / "metrics.json")
+    assert metrics["setting"] == "digits/resnet20/adamsrt"
+    assert metrics["hyper_parameters"] == expected_json
+    [run] = metrics["runs"]
+    assert run["hparams"] == expected_json and run["seed"] == 0
+    assert run["status"] == "completed" and run["epochs_run"] == 2
+    assert 0 <= run["best_val_acc"] <= 1 and 0 <= run["test_acc"] <= 1
+    assert metrics["summary"]["test_acc"] == {"mean": run["test_acc"], "std": None}
+    config = _json(tmp_path / "config.json")
+    assert config["seeds"] == [0] and config["train_configs"][0]["hparams"] == expected_json
+    assert len((tmp_path / "seed_0" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (tmp_path / "seed_0" / "checkpoint.pt").is_file()
+    out = capsys.readouterr().out
+    assert f"test acc {100 * run['test_acc']:.2f} %" in out
+
+
+def test_resume_continues_a_finished_run(tmp_path: Path) -> None:
+    argv = [*TINY, "--optimizer=sgd", f"--output={tmp_path}"]
+    assert training_example.main(argv) == 0
+    first = _json(tmp_path / "metrics.json")["runs"][0]
+    assert training_example.main([*argv, "--resume"]) == 0
+    again = _json(tmp_path / "metrics.json")["runs"][0]
+    for key in ("best_val_acc", "best_epoch", "test_acc", "epochs_run"):
+        assert again[key] == first[key]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "flags", "expected"),
+    [
+        (
+            "adam",
+            ["--lr=0.005", "--beta2=0.9", "--weight-decay=0", "--eps=1e-6"],
+            {"lr": 0.005, "betas": [0.9, 0.9], "weight_decay": 0.0, "eps": 1e-6},
+        ),
+        ("sgdmrt", ["--momentum=0.5"], {"lr": 0.1, "momentum": 0.5, "weight_decay": 3.125e-5}),
+    ],
+)
+def test_command_line_values_override_the_file(
+    tmp_path: Path, optimizer: str, flags: list[str], expected: dict
+) -> None:
+    argv = [*TINY, "--epochs=1", f"--optimizer={optimizer}", f"--output={tmp_path}", *flags]
+    assert training_example.main(argv) == 0
+    assert _json(tmp_path / "metrics.json")["runs"][0]["hparams"] == expected
+
+
+def test_several_seeds_report_mean_and_std(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*TINY, "--epochs=1", "--optimizer=sgd", "--seeds", "0", "1", f"--output={tmp_path}"]
+    assert training_example.main(argv) == 0
+    metrics = _json(tmp_path / "metrics.json")
+    assert [r["seed"] for r in metrics["runs"]] == [0, 1]
+    summary = metrics["summary"]
+    assert summary["runs"] == summary["completed"] == 2
+    tests = [r["test_acc"] for r in metrics["runs"]]
+    assert summary["test_acc"]["mean"] == pytest.approx(sum(tests) / 2)
+    assert summary["test_acc"]["std"] == pytest.approx(abs(tests[0] - tests[1]) / 2**0.5)
+    assert (tmp_path / "seed_1" / "checkpoint.pt").is_file()
+    assert "over 2 seed(s), 2 completed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--optimizer=lamb", "--model=resnet20", "--dataset=digits"], ["adamsrt", "sgdmrt"]),
+        (["--optimizer=sgd", "--model=resnet50", "--dataset=digits"], ["resnet20", "vgg16"]),
+        (["--optimizer=sgd", "--model=resnet20", "--dataloader=mnist"], ["digits", "svhn"]),
+        ([*TINY, "--optimizer=sgd", "--resume"], ["--resume needs --output"]),
+    ],
+)
+def test_usage_errors_are_one_line(
+    argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        training_example.main(argv)
+    assert exit_info.value.code == 2
+    err = _one_line_error(capsys)
+    assert all(word in err for word in words), err
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "flag", "message"),
+    [
+        ("adam", "--momentum=0.9", "--momentum does not apply to optimizer 'adam'; it takes "),
+        ("sgd", "--beta1=0.8", "--beta1 does not apply to optimizer 'sgd'; it takes "),
+    ],
+)
+def test_override_that_does_not_apply_is_refused(
+    optimizer: str, flag: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert training_example.main([*TINY, f"--optimizer={optimizer}", flag]) == 2
+    assert message in _one_line_error(capsys)
+
+
+def test_missing_dataset_files_name_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--optimizer=sgd", "--model=resnet20", "--dataset=cifar10", f"--data-dir={tmp_path}"]
+    assert training_example.main([*argv, "--device=cpu", "--no-progress"]) == 2
+    err = _one_line_error(capsys)
+    assert str(tmp_path / "cifar-10-batches-py") in err and "--download" in err
+
+
+def test_missing_table_entry_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "best.py"
+    entry = lookup_hyper_parameters("digits", "resnet20", "adam")
+    path.write_text(render_best_hyper_parameters({"digits": {"resnet20": {"adam": entry}}}, {}))
+    assert training_example.main([*TINY, "--optimizer=sgd", f"--hyper-parameters={path}"]) == 2
+    assert "no best hyper-parameters for digits/resnet20/sgd" in _one_line_error(capsys)
+    missing = tmp_path / "nope.py"
+    assert training_example.main([*TINY, "--optimizer=sgd", f"--hyper-parameters={missing}"]) == 2
+    assert str(missing) in _one_line_error(capsys)
+
+
+def test_cuda_only_flag_on_cpu_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert training_example.main([*TINY, "--optimizer=sgd", "--bf16"]) == 2
+    assert "bf16 must be False on a cpu device" in _one_line_error(capsys)
+
+
+def test_unknown_model_from_the_shell_has_no_traceback() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "training_example.py",
+            "--optimizer=adam",
+            "--model=resnet50",
+            "--dataset=digits",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "invalid choice: 'resnet50'" in proc.stderr
+    assert all(name in proc.stderr for name in ("resnet18", "resnet20", "vgg16"))

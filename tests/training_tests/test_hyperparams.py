@@ -1,0 +1,187 @@
+"""best_hyper_parameters.py: Table 4 contents, lookups, and the load/render round trip."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from optim import create_optimizer, list_optimizers
+from training import (
+    DEFAULT_HYPER_PARAMETERS_PATH,
+    load_best_hyper_parameters,
+    lookup_hyper_parameters,
+    render_best_hyper_parameters,
+)
+
+PAPER_SETTINGS = [
+    ("cifar10", "resnet20"),
+    ("cifar10", "resnet18"),
+    ("cifar10", "vgg16"),
+    ("cifar100", "resnet18"),
+    ("cifar100", "vgg16"),
+    ("svhn", "resnet18"),
+    ("svhn", "vgg16"),
+]
+ADAM_FAMILY = {"adam", "adamw", "adamg", "adams", "adamsrt"}
+WEIGHT_DECAY_GRID = {0.0} | {5e-4 * 2**-k for k in range(7)}
+
+
+@pytest.fixture(scope="module")
+def committed() -> tuple[dict, dict]:
+    return load_best_hyper_parameters()
+
+
+def test_committed_file_is_exactly_its_rendering(committed: tuple[dict, dict]) -> None:
+    assert DEFAULT_HYPER_PARAMETERS_PATH.name == "best_hyper_parameters.py"
+    assert render_best_hyper_parameters(*committed) == DEFAULT_HYPER_PARAMETERS_PATH.read_text()
+
+
+def test_every_setting_has_every_optimizer_with_every_key(committed: tuple[dict, dict]) -> None:
+    table, provenance = committed
+    settings = [*PAPER_SETTINGS, ("digits", "resnet20"), ("digits", "resnet18")]
+    assert sorted((d, m) for d in table for m in table[d]) == sorted(settings)
+    for dataset, model in settings:
+        assert sorted(table[dataset][model]) == list_optimizers()
+        for name, hparams in table[dataset][model].items():
+            if name in ADAM_FAMILY:
+                assert hparams.keys() == {"lr", "betas", "weight_decay", "eps"}
+                assert hparams["betas"][0] == 0.9 and hparams["eps"] == 1e-8
+                assert hparams["betas"][1] in (0.99, 0.999)
+                assert hparams["lr"] == (1e-2 if name == "adamg" else 1e-3)
+            else:
+                assert hparams == {
+                    "lr": 0.1,
+                    "momentum": 0.9,
+                    "weight_decay": hparams["weight_decay"],
+                }
+            create_optimizer(name, nn.Linear(2, 2), **hparams)  # every key is accepted
+    assert provenance == {}
+
+
+def test_table_4_spot_checks(committed: tuple[dict, dict]) -> None:
+    table, _ = committed
+    # (*): the reference file left AdamW's weight decay out, so torch's default 1e-2 applied.
+    assert table["cifar10"]["resnet20"]["adamw"] == {
+        "lr": 1e-3,
+        "betas": (0.9, 0.99),
+        "weight_decay": 1e-2,
+        "eps": 1e-8,
+    }
+    assert table["cifar10"]["resnet20"]["sgdmrt"]["weight_decay"] == 3.125e-5
+    assert table["cifar10"]["resnet18"]["adam"]["betas"] == (0.9, 0.999)
+    assert table["cifar10"]["vgg16"]["sgdmrt"]["weight_decay"] == 6.25e-5
+    assert table["cifar100"]["resnet18"]["adamsrt"]["weight_decay"] == 0.0
+    assert table["cifar100"]["vgg16"]["adamw"]["weight_decay"] == 1.5625e-5
+    assert table["svhn"]["resnet18"]["adam"]["weight_decay"] == 0.0
+    assert table["svhn"]["vgg16"]["adamsrt"] == {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "weight_decay": 2.5e-4,
+        "eps": 1e-8,
+    }
+    for dataset, model in PAPER_SETTINGS:
+        for name, hparams in table[dataset][model].items():
+            if (dataset, model, name) != ("cifar10", "resnet20", "adamw"):
+                assert hparams["weight_decay"] in WEIGHT_DECAY_GRID, (dataset, model, name)
+    assert table["digits"]["resnet20"] == table["digits"]["resnet18"]
+    assert table["digits"]["resnet20"] == table["cifar10"]["resnet20"]
+
+
+def test_lookup_returns_a_copy() -> None:
+    hparams = lookup_hyper_parameters("cifar100", "resnet18", "sgd")
+    assert hparams == {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}
+    hparams["lr"] = 1.0
+    assert lookup_hyper_parameters("cifar100", "resnet18", "sgd")["lr"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("key", "match"),
+    [
+        (
+            ("mnist", "resnet18", "sgd"),
+            r"dataset must be one of \['cifar10', .*'svhn'\] under the table, but got 'mnist'",
+        ),
+        (
+            ("cifar100", "resnet20", "sgd"),
+            r"model must be one of \['resnet18', 'vgg16'\] under cifar100, but got 'resnet20'",
+        ),
+        (
+            ("svhn", "vgg16", "lamb"),
+            r"optimizer must be one of \['adam', .*'sgdmrt'\] under svhn/vgg16, but got 'lamb'",
+        ),
+    ],
+)
+def test_lookup_of_a_missing_entry_lists_what_exists(
+    key: tuple[str, str, str], match: str
+) -> None:
+    with pytest.raises(
+        ValueError, match=rf"^no best hyper-parameters for {'/'.join(key)}: {match}$"
+    ):
+        lookup_hyper_parameters(*key)
+
+
+def test_render_is_deterministic_and_round_trips(tmp_path: Path) -> None:
+    table = {
+        "svhn": {"vgg16": {"sgd": {"weight_decay": 0.0, "lr": 0.1, "momentum": 0.9}}},
+        "digits": {"resnet20": {"adam": {"lr": 3e-3, "betas": (0.9, 0.999), "eps": 1e-8}}},
+    }
+    provenance = {
+        "digits/resnet20/adam": {
+            "study": 'digits "quick"',
+            "trial": 17,
+            "value": 0.975,
+            "date": "2026-01-02",
+            "complete": True,
+            "note": None,
+        }
+    }
+    text = render_best_hyper_parameters(table, provenance)
+    reordered = {k: table[k] for k in reversed(table)}
+    assert render_best_hyper_parameters(reordered, provenance) == text
+    assert text.index('"digits"') < text.index('"svhn"')
+    path = tmp_path / "best.py"
+    path.write_text(text)
+    assert load_best_hyper_parameters(path) == (table, provenance)
+
+
+def test_load_leaves_sys_modules_alone(tmp_path: Path) -> None:
+    path = tmp_path / "best_hyper_parameters.py"
+    path.write_text(render_best_hyper_parameters({}, {}))
+    before = set(sys.modules)
+    assert load_best_hyper_parameters(path) == ({}, {})
+    assert set(sys.modules) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "match"),
+    [
+        (None, FileNotFoundError, r"^hyper-parameter file not found: "),
+        ("BEST_HYPER_PARAMETERS = {", ValueError, r"^could not load .*: SyntaxError"),
+        ("X = 1", ValueError, r"must define BEST_HYPER_PARAMETERS, but it does not$"),
+        (
+            "BEST_HYPER_PARAMETERS = {'c': []}",
+            ValueError,
+            r"^BEST_HYPER_PARAMETERS\['c'\] must be a dict, but got list",
+        ),
+        (
+            "BEST_HYPER_PARAMETERS = {}\nPROVENANCE = {1: {}}",
+            ValueError,
+            r"^PROVENANCE keys must be str, but got 1$",
+        ),
+    ],
+)
+def test_load_errors(tmp_path: Path, text: str | None, error: type[Exception], match: str) -> None:
+    path = tmp_path / "best.py"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(error, match=match):
+        load_best_hyper_parameters(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), object(), {1, 2}])
+def test_render_refuses_values_that_are_not_plain_literals(value: object) -> None:
+    with pytest.raises(ValueError, match="hyper-parameter values must be"):
+        render_best_hyper_parameters({"d": {"m": {"o": {"lr": value}}}}, {})

@@ -1,0 +1,163 @@
+"""The best-hyper-parameter table: look entries up, read the file, and write it back.
+
+``best_hyper_parameters.py`` (repository root) is plain data,
+``BEST_HYPER_PARAMETERS[dataset][model][optimizer] = {kwarg: value}`` plus ``PROVENANCE``
+(``"dataset/model/optimizer"`` -> where a searched entry came from). The committed file is
+exactly ``render_best_hyper_parameters(*load_best_hyper_parameters(path))``, so an exporter can
+read it, merge new winners and rewrite it without touching the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_HYPER_PARAMETERS_PATH",
+    "HyperParameterTable",
+    "Provenance",
+    "load_best_hyper_parameters",
+    "lookup_hyper_parameters",
+    "render_best_hyper_parameters",
+]
+
+#: dataset -> model -> optimizer -> optimizer keyword arguments.
+HyperParameterTable = dict[str, dict[str, dict[str, dict[str, Any]]]]
+#: "dataset/model/optimizer" -> {"study": ..., "trial": ..., "value": ..., "date": ...}.
+Provenance = dict[str, dict[str, Any]]
+
+#: The table committed at the repository root, beside this package.
+DEFAULT_HYPER_PARAMETERS_PATH = Path(__file__).resolve().parents[1] / "best_hyper_parameters.py"
+
+_HEADER = '''"""Best hyper-parameters per dataset, model and optimizer, read by training_example.py.
+
+Generated and merged by export_best.py (with training.render_best_hyper_parameters): it
+rewrites this whole file in this exact layout. It may be edited by hand; keep it plain data.
+
+BEST_HYPER_PARAMETERS[dataset][model][optimizer] holds every keyword argument passed to the
+optimizer. The CIFAR and SVHN entries are Table 4 (Appendix E) of Roburin, de Mont-Marin et al.,
+"Spherical Perspective on Learning with Batch Norm" (arXiv:2006.13382), and the reference
+best_hyper_parameters.py: beta1 0.9, eps 1e-8, momentum 0.9; lr 0.1 (sgd, sgdmrt), 1e-2
+(adamg), 1e-3 (adam, adamw, adams, adamsrt). cifar10/resnet20/adamw has weight decay 1e-2
+because the reference file gave none there, so torch's AdamW default applied. The digits
+entries (the offline default dataset, not in the paper) copy cifar10/resnet20.
+
+PROVENANCE["dataset/model/optimizer"] records the search that produced an entry (study,
+trial number, value, date); entries without one come from the paper.
+"""
+'''
+
+
+def load_best_hyper_parameters(
+    path: str | os.PathLike[str] = DEFAULT_HYPER_PARAMETERS_PATH,
+) -> tuple[HyperParameterTable, Provenance]:
+    """Execute the file at ``path`` (never registered in ``sys.modules``) and return its
+    ``BEST_HYPER_PARAMETERS`` and ``PROVENANCE`` (``{}`` if absent), validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"hyper-parameter file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"_best_hyper_parameters_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"hyper-parameter file must be a Python file, but got {path}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # a hand-edited file: any failure is the file's, say which
+        raise ValueError(f"could not load {path}: {type(err).__name__}: {err}") from err
+    if not hasattr(module, "BEST_HYPER_PARAMETERS"):
+        raise ValueError(f"{path} must define BEST_HYPER_PARAMETERS, but it does not")
+    table, provenance = module.BEST_HYPER_PARAMETERS, getattr(module, "PROVENANCE", {})
+    _check_table(table)
+    _check_provenance(provenance)
+    return table, provenance
+
+
+def lookup_hyper_parameters(
+    dataset: str, model: str, optimizer: str, table: HyperParameterTable | None = None
+) -> dict[str, Any]:
+    """A copy of ``table[dataset][model][optimizer]`` (default: the committed file's table).
+
+    Raises ``ValueError`` naming what the table has at the level where the lookup failed.
+    """
+    if table is None:
+        table, _ = load_best_hyper_parameters()
+    level: Any = table
+    for depth, (kind, key) in enumerate(
+        (("dataset", dataset), ("model", model), ("optimizer", optimizer))
+    ):
+        if key not in level:
+            where = "/".join((dataset, model, optimizer)[:depth]) or "the table"
+            raise ValueError(
+                f"no best hyper-parameters for {dataset}/{model}/{optimizer}: "
+                f"{kind} must be one of {sorted(level)} under {where}, but got {key!r}"
+            )
+        level = level[key]
+    return copy.deepcopy(level)
+
+
+def render_best_hyper_parameters(table: HyperParameterTable, provenance: Provenance) -> str:
+    """The text of ``best_hyper_parameters.py`` for ``table`` and ``provenance``.
+
+    Deterministic: keys sorted, floats as ``repr``, nested dicts one key per line (the layout
+    ``ruff format`` keeps), so equal data always gives equal text.
+    """
+    _check_table(table)
+    _check_provenance(provenance)
+    return (
+        f"{_HEADER}\n"
+        f"BEST_HYPER_PARAMETERS = {_literal(table, 0)}\n\n"
+        f"PROVENANCE = {_literal(provenance, 0)}\n"
+    )
+
+
+def _literal(value: Any, indent: int) -> str:
+    """Python source for ``value``; dicts always expanded, with trailing commas."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = " " * (indent + 4)
+        items = "".join(
+            f"{inner}{_literal(k, indent + 4)}: {_literal(value[k], indent + 4)},\n"
+            for k in sorted(value)
+        )
+        return "{\n" + items + " " * indent + "}"
+    if isinstance(value, tuple | list):
+        body = ", ".join(_literal(v, indent) for v in value)
+        if isinstance(value, list):
+            return f"[{body}]"
+        return f"({body},)" if len(value) == 1 else f"({body})"
+    if isinstance(value, str):
+        # The quotes ruff format would choose: double, unless only single avoid escapes.
+        return repr(value) if '"' in value and "'" not in value else json.dumps(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"hyper-parameter values must be finite, but got {value!r}")
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    raise ValueError(
+        "hyper-parameter values must be numbers, strings, bools, None, tuples, lists or "
+        f"dicts, but got {type(value).__name__} {value!r}"
+    )
+
+
+def _check_table(table: object) -> None:
+    _check_dict("BEST_HYPER_PARAMETERS", table, depth=4)
+
+
+def _check_provenance(provenance: object) -> None:
+    _check_dict("PROVENANCE", provenance, depth=2)
+
+
+def _check_dict(name: str, value: object, depth: int) -> None:
+    """``value`` is a dict with str keys, nested ``depth`` levels deep."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict, but got {type(value).__name__} {value!r}")
+    for key, inner in value.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{name} keys must be str, but got {key!r}")
+        if depth > 1:
+            _check_dict(f"{name}[{key!r}]", inner, depth - 1)
