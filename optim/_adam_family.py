@@ -21,12 +21,8 @@ from ._base import (
     FilterLayout,
     Workspace,
     group_by_device_and_dtype,
-    per_unit,
     split_by_size,
-    split_flat,
     stat_dtype,
-    unit_dots,
-    unit_sq_norms,
 )
 
 MODES = ("adams", "adamsrt", "adamg")
@@ -139,22 +135,23 @@ def _adam_units(
     With s the per-unit step, x_new = x − s·m, so every inner product the rescaling and transport
     need follows from ‖x‖², ⟨x, m⟩, ‖m‖² taken before the update (the spec's performance hint).
     """
+    batch = ws.batch(layouts, params[0])
     sphere = mode == "adamg"
     grads = _decayed(grads, params, 0.0 if sphere else weight_decay, ws)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    gg = unit_sq_norms(grads, layouts)
-    v = torch.cat([s.reshape(-1) for s in exp_avg_sqs]).to(gg.dtype)
+    # ‖g‖² always; ‖x‖², ‖m‖², ⟨x, m⟩ for the transport, all taken before the update.
+    if mode == "adams":
+        (gg,), _ = batch.reduce([grads])
+    else:
+        (gg, xx, mm), (xm,) = batch.reduce([grads, params, exp_avgs], [(1, 2)])
+    v = torch.cat([s.reshape(-1) for s in exp_avg_sqs]).to(batch.dtype)
     v.mul_(beta2).add_(gg, alpha=1 - beta2)
-    scales = [
-        lr / bc1 * (1.0 if sphere else math.sqrt(lay.size))
-        for (bc1, _), lay in zip(bcs, layouts, strict=True)
-    ]
-    inv_sqrt_bc2 = per_unit([1 / math.sqrt(bc2) for _, bc2 in bcs], layouts, gg)
-    s = per_unit(scales, layouts, gg).div_(v.sqrt().mul_(inv_sqrt_bc2).add_(eps))
+    step = batch.per_tensor([lr / bc1 for bc1, _ in bcs])
+    inv_sqrt_bc2 = batch.per_tensor([1 / math.sqrt(bc2) for _, bc2 in bcs])
+    s = v.sqrt().mul_(inv_sqrt_bc2).add_(eps).reciprocal_().mul_(step)
+    if not sphere:
+        s.mul_(batch.sqrt_d)
     if mode != "adams":
-        xx = unit_sq_norms(params, layouts)
-        mm = unit_sq_norms(exp_avgs, layouts)
-        xm = unit_dots(params, exp_avgs, layouts, ws)
         b = (xx - 2 * s * xm + s * s * mm).clamp_(min=0)  # ‖x_new‖²
         c = xx - s * xm  # ⟨x_old, x_new⟩
         e = xm - s * mm  # ⟨m, x_new⟩
@@ -166,14 +163,14 @@ def _adam_units(
         # m' = (c·m − e·x_old)·inv with x_old = x_new + s·m.
         k_m = (c - e * s) * inv
         k_x = -e * inv
-    torch._foreach_copy_(exp_avg_sqs, split_flat(v, layouts, "stat_shape"))
-    torch._foreach_addcmul_(params, exp_avgs, split_flat(s.neg_(), layouts, "keep_shape"))
+    torch._foreach_copy_(exp_avg_sqs, batch.stat(v))
+    torch._foreach_addcmul_(params, exp_avgs, batch.keep(s.neg_()))
     if mode == "adams":
         return
-    torch._foreach_mul_(exp_avgs, split_flat(k_m, layouts, "keep_shape"))
-    torch._foreach_addcmul_(exp_avgs, params, split_flat(k_x, layouts, "keep_shape"))
+    torch._foreach_mul_(exp_avgs, batch.keep(k_m))
+    torch._foreach_addcmul_(exp_avgs, params, batch.keep(k_x))
     if sphere:
-        torch._foreach_mul_(params, split_flat(1 / (b.sqrt() + eps), layouts, "keep_shape"))
+        torch._foreach_mul_(params, batch.keep(1 / (b.sqrt() + eps)))
 
 
 def adam_family_foreach(
@@ -200,7 +197,7 @@ def adam_family_foreach(
     ):
         torch._foreach_add_(st_, 1)
         bcs = [_bias_corrections(st.item(), beta1, beta2) for st in st_]
-        plain, small, large = split_by_size(lay_, p_)
+        plain, small, single = split_by_size(lay_, p_)
 
         def pick(lst: list[Any], idx: list[int]) -> list[Any]:
             return [lst[i] for i in idx]
@@ -217,7 +214,7 @@ def adam_family_foreach(
                 pick(p_, small), pick(g_, small), pick(m_, small), pick(v_, small),
                 pick(lay_, small), pick(bcs, small), ws, mode=mode, **hp,
             )  # fmt: skip
-        for i in large:
+        for i in single:
             _adam_units(
                 [p_[i]], [g_[i]], [m_[i]], [v_[i]], [lay_[i]], [bcs[i]], ws, mode=mode, **hp
             )

@@ -217,14 +217,16 @@ LARGE_NUMEL = 1 << 16
 
 
 class Workspace:
-    """One reusable scratch buffer per device and dtype, for the full-size temporaries of a step.
+    """Reusable scratch memory and per-parameter-set plans of a multi-tensor step.
 
-    Large fresh CPU allocations cost page faults on every step; reusing one buffer avoids them.
-    It is not optimizer state: nothing in it outlives the pass that wrote it.
+    Large fresh CPU allocations cost page faults on every step, so full-size temporaries come
+    from one buffer per device and dtype. It is not optimizer state: nothing in it outlives the
+    pass that wrote it, and it is rebuilt on demand.
     """
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+        self._batches: dict[tuple, UnitBatch] = {}
 
     def like(self, t: Tensor) -> Tensor:
         key = (t.device, t.dtype)
@@ -233,54 +235,141 @@ class Workspace:
             buf = self._buffers[key] = torch.empty(t.numel(), dtype=t.dtype, device=t.device)
         return buf[: t.numel()].view(t.shape)
 
-
-def unit_sq_norms(tensors: Sequence[Tensor], layouts: Sequence[FilterLayout]) -> Tensor:
-    """Flat per-unit ‖t‖² over a list of tensors, in the stat dtype."""
-    dtype = stat_dtype(tensors[0].dtype)
-    norms = [
-        torch.linalg.vector_norm(t, dim=lay.reduce_dims, dtype=dtype).reshape(-1)
-        for t, lay in zip(tensors, layouts, strict=True)
-    ]
-    return torch.cat(norms).square_() if len(norms) > 1 else norms[0].square_()
+    def batch(self, layouts: Sequence[FilterLayout], like: Tensor) -> UnitBatch:
+        key = (tuple(layouts), like.device, like.dtype)
+        batch = self._batches.get(key)
+        if batch is None:
+            batch = self._batches[key] = UnitBatch(layouts, like, self)
+        return batch
 
 
-def unit_dots(
-    a: Sequence[Tensor], b: Sequence[Tensor], layouts: Sequence[FilterLayout], ws: Workspace
-) -> Tensor:
-    """Flat per-unit ⟨a, b⟩ over lists of tensors, in the stat dtype."""
-    dtype = stat_dtype(a[0].dtype)
-    dots = [
-        torch.mul(x, y, out=ws.like(x)).sum(lay.reduce_dims, dtype=dtype).reshape(-1)
-        for x, y, lay in zip(a, b, layouts, strict=True)
-    ]
-    return torch.cat(dots) if len(dots) > 1 else dots[0]
+class UnitBatch:
+    """The units of a list of tensors (one device and dtype), with one flat vector holding a
+    per-unit value for all of them, tensor after tensor.
+
+    A single tensor is reduced in place over its reduce dims. Several tensors are reduced by
+    groups of consecutive tensors with the same unit size d, each gathered into one (units, d)
+    matrix: a handful of kernels instead of a few per tensor, which is what dominates the step
+    of a small network.
+    """
+
+    def __init__(self, layouts: Sequence[FilterLayout], like: Tensor, ws: Workspace) -> None:
+        self.layouts = list(layouts)
+        self.ws = ws
+        self.sizes = [lay.units for lay in layouts]
+        self.dtype = stat_dtype(like.dtype)
+        device = like.device
+        self.sqrt_d = torch.cat(
+            [
+                torch.full((lay.units,), math.sqrt(lay.size), dtype=self.dtype, device=device)
+                for lay in layouts
+            ]
+        )
+        self.counts = torch.tensor(self.sizes, device=device)
+        self.groups: list[tuple[int, int]] = []
+        for i, lay in enumerate(layouts):
+            if self.groups and layouts[self.groups[-1][0]].size == lay.size:
+                self.groups[-1] = (self.groups[-1][0], i + 1)
+            else:
+                self.groups.append((i, i + 1))
+        ndims = {len(lay.keep_shape) for lay in layouts}
+        self._uniform_keep = len(ndims) == 1 and all(
+            lay.front and len(lay.channel_dims) == 1 for lay in layouts
+        )
+        self._keep_ndim = ndims.pop() if len(ndims) == 1 else 0
+
+    @property
+    def single(self) -> bool:
+        return len(self.layouts) == 1
+
+    def reduce(
+        self,
+        quantities: Sequence[Sequence[Tensor]],
+        pairs: Sequence[tuple[int, int]] = (),
+        norms: Sequence[int] | None = None,
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Per-unit ‖q‖² of the quantities listed in ``norms`` (all by default; a
+        (len(norms), units) tensor) and per-unit ⟨q_i, q_j⟩ for each pair (i, j), in the stat
+        dtype.
+
+        Several tensors: per group of equal d, all quantities of all its tensors are gathered
+        into one (quantities, units, d) block, so each group costs four kernels in all.
+        """
+        norms = range(len(quantities)) if norms is None else norms
+        if self.single:
+            lay = self.layouts[0]
+            sq = (
+                torch.stack(
+                    [
+                        torch.linalg.vector_norm(
+                            quantities[k][0], dim=lay.reduce_dims, dtype=self.dtype
+                        )
+                        for k in norms
+                    ]
+                )
+                .reshape(len(norms), -1)
+                .square_()
+            )
+            dots = []
+            for i, j in pairs:
+                prod = torch.mul(
+                    quantities[i][0], quantities[j][0], out=self.ws.like(quantities[i][0])
+                )
+                dots.append(prod.sum(lay.reduce_dims, dtype=self.dtype).reshape(-1))
+            return sq, dots
+        nq = len(quantities)
+        norm_parts, dot_parts = [], [[] for _ in pairs]
+        for start, stop in self.groups:
+            lays = self.layouts[start:stop]
+            block = torch.cat(
+                [
+                    t.reshape(lay.units, lay.size)
+                    for q in quantities
+                    for t, lay in zip(q[start:stop], lays, strict=True)
+                ]
+            ).view(nq, -1, lays[0].size)
+            picked = block if len(norms) == nq else block[list(norms)]
+            norm_parts.append(torch.linalg.vector_norm(picked, dim=2, dtype=self.dtype))
+            for parts, (i, j) in zip(dot_parts, pairs, strict=True):
+                parts.append((block[i] * block[j]).sum(1, dtype=self.dtype))
+        return torch.cat(norm_parts, dim=1).square_(), [torch.cat(parts) for parts in dot_parts]
+
+    def keep(self, flat: Tensor) -> list[Tensor]:
+        """Per-tensor views of ``flat``, broadcastable against each tensor."""
+        if self._uniform_keep:
+            return list(flat.view(-1, *[1] * (self._keep_ndim - 1)).split(self.sizes))
+        return [
+            p.view(lay.keep_shape)
+            for p, lay in zip(flat.split(self.sizes), self.layouts, strict=True)
+        ]
+
+    def stat(self, flat: Tensor) -> list[Tensor]:
+        """Per-tensor views of ``flat`` shaped as the per-unit state."""
+        return [
+            p.view(lay.stat_shape)
+            for p, lay in zip(flat.split(self.sizes), self.layouts, strict=True)
+        ]
+
+    def per_tensor(self, values: Sequence[float]) -> Tensor | float:
+        """One value per tensor, as a scalar when they agree (the usual case) or per unit."""
+        if all(v == values[0] for v in values):
+            return values[0]
+        vals = torch.tensor(values, dtype=self.dtype, device=self.sqrt_d.device)
+        return torch.repeat_interleave(vals, self.counts, output_size=int(self.sqrt_d.numel()))
 
 
 def split_by_size(
     layouts: Sequence[FilterLayout | None], params: Sequence[Tensor]
 ) -> tuple[list[int], list[int], list[int]]:
-    """Indices of the element-wise, small-unit and large-unit tensors."""
-    plain, small, large = [], [], []
+    """Indices of the element-wise tensors, of the small unit tensors that are batched (sorted by
+    unit size, so equal sizes are neighbours), and of the rest, updated one at a time."""
+    plain, small, single = [], [], []
     for i, (lay, p) in enumerate(zip(layouts, params, strict=True)):
         if lay is None:
             plain.append(i)
-        elif p.numel() >= LARGE_NUMEL:
-            large.append(i)
-        else:
+        elif p.numel() < LARGE_NUMEL and lay.front:
             small.append(i)
-    return plain, small, large
-
-
-def split_flat(flat: Tensor, layouts: Sequence[FilterLayout], shape_attr: str) -> list[Tensor]:
-    """Per-tensor views of a flat per-unit vector, shaped ``stat_shape`` or ``keep_shape``."""
-    pieces = flat.split([lay.units for lay in layouts])
-    return [
-        piece.view(getattr(lay, shape_attr)) for piece, lay in zip(pieces, layouts, strict=True)
-    ]
-
-
-def per_unit(values: Sequence[float], layouts: Sequence[FilterLayout], like: Tensor) -> Tensor:
-    """Expand one Python scalar per tensor to one value per unit of that tensor."""
-    counts = torch.tensor([lay.units for lay in layouts], device=like.device)
-    vals = torch.tensor(values, dtype=like.dtype, device=like.device)
-    return torch.repeat_interleave(vals, counts, output_size=sum(lay.units for lay in layouts))
+        else:
+            single.append(i)
+    small.sort(key=lambda i: layouts[i].size)
+    return plain, small, single

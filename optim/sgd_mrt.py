@@ -20,10 +20,7 @@ from ._base import (
     Workspace,
     group_by_device_and_dtype,
     split_by_size,
-    split_flat,
     stat_dtype,
-    unit_dots,
-    unit_sq_norms,
 )
 from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
 
@@ -57,29 +54,20 @@ def _momentum(
     return bufs
 
 
-def _sgd_units(
-    params: list[Tensor], bufs: list[Tensor], layouts: list[FilterLayout], ws: Workspace, lr: float
+def _transport(
+    params: list[Tensor], bufs: list[Tensor], layouts: list[FilterLayout], ws: Workspace
 ) -> None:
-    """Step and transport units of several small tensors at once, or of one large tensor.
+    """RT of the buffers of units already stepped, x_new = x_old − lr·b.
 
-    x_new = x − lr·b, so ⟨x_old, x_new⟩, ⟨b, x_new⟩ and ‖x_new‖² follow from ‖x‖², ⟨x, b⟩, ‖b‖².
+    Substituting x_old = x_new + lr·b in b' = (⟨x_old, x_new⟩·b − ⟨b, x_new⟩·x_old)/‖x_new‖²
+    leaves b' = b − (⟨b, x_new⟩/‖x_new‖²)·x_new: one reduction of x_new, one inner product and
+    one pass over the buffer.
     """
-    xx = unit_sq_norms(params, layouts)
-    bb = unit_sq_norms(bufs, layouts)
-    xb = unit_dots(params, bufs, layouts, ws)
-    torch._foreach_add_(params, bufs, alpha=-lr)
-    n = (xx - 2 * lr * xb + lr * lr * bb).clamp_(min=0)
-    c = xx - lr * xb
-    e = xb - lr * bb
-    # The expanded ‖x_new‖² is only accurate to rounding of ‖x‖² + lr²‖b‖²: below that the
-    # filter is numerically zero and keeps its buffer (as the reference does at exactly 0).
-    safe = n > 4 * torch.finfo(n.dtype).eps * (xx + lr * lr * bb)
-    inv = torch.where(safe, 1 / torch.where(safe, n, 1.0), 0.0)
-    # b' = (c·b − e·x_old)/n with x_old = x_new + lr·b.
-    k_b = torch.where(safe, (c - lr * e) * inv, 1.0)
-    k_x = -e * inv
-    torch._foreach_mul_(bufs, split_flat(k_b, layouts, "keep_shape"))
-    torch._foreach_addcmul_(bufs, params, split_flat(k_x, layouts, "keep_shape"))
+    batch = ws.batch(layouts, params[0])
+    (nn,), (e,) = batch.reduce([params, bufs], [(0, 1)], norms=(0,))
+    # A zero-norm filter has no direction to transport along: it keeps its buffer.
+    coef = torch.where(nn > 0, e / torch.where(nn > 0, nn, 1.0), 0.0)
+    torch._foreach_addcmul_(bufs, params, batch.keep(coef.neg_()))
 
 
 def sgd_mrt_reference(
@@ -121,19 +109,19 @@ def sgd_mrt_foreach(
     ws = workspace or Workspace()
     hp = {"weight_decay": weight_decay, "momentum": momentum, "dampening": dampening}
     for _, (p_, g_, st_, lay_) in group_by_device_and_dtype(params, grads, states, layouts):
-        plain, small, large = split_by_size(lay_, p_)
-        for idx in (plain, small):
-            if not idx:
-                continue
-            ps = [p_[i] for i in idx]
-            bufs = _momentum([g_[i] for i in idx], ps, [st_[i] for i in idx], **hp)
-            if idx is plain:
-                torch._foreach_add_(ps, bufs, alpha=-lr)
-            else:
-                _sgd_units(ps, bufs, [lay_[i] for i in idx], ws, lr)
-        for i in large:
+        plain, small, single = split_by_size(lay_, p_)
+        batched = plain + small
+        if batched:
+            ps = [p_[i] for i in batched]
+            bufs = _momentum([g_[i] for i in batched], ps, [st_[i] for i in batched], **hp)
+            torch._foreach_add_(ps, bufs, alpha=-lr)
+            if small:
+                n = len(plain)
+                _transport(ps[n:], bufs[n:], [lay_[i] for i in small], ws)
+        for i in single:  # one at a time, every pass while the tensor is in cache
             bufs = _momentum([g_[i]], [p_[i]], [st_[i]], **hp)
-            _sgd_units([p_[i]], bufs, [lay_[i]], ws, lr)
+            torch._foreach_add_([p_[i]], bufs, alpha=-lr)
+            _transport([p_[i]], bufs, [lay_[i]], ws)
 
 
 class SGDMRT(SphericalOptimizer):

@@ -17,9 +17,12 @@ from optuna.trial import TrialState
 
 from ._spec import StudySpec
 from ._storage import MAX_RETRY, open_storage, redact, retried_trial_numbers
-from ._worker import WorkerTask, counted_trials, run_worker
+from ._worker import TrainingObjective, WorkerTask, counted_trials, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
+# A worker process that dies (OOM, preemption, kill) is restarted this many times by Ray; its
+# trial is failed by heartbeat and queued again.
+WORKER_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -148,18 +151,22 @@ class _Ray:
         import ray
 
         self.ray = ray
-        env = {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"}  # CPU trials must not see the GPUs
-        if address is None:
-            # Workers import the project from the checkout, installed or not.
-            path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-            env["PYTHONPATH"] = path
-        ray.init(
-            address=address,
-            runtime_env={"env_vars": env},
-            include_dashboard=False,
-            log_to_driver=True,
-            configure_logging=False,
-        )
+        self.say = say
+        # A Ray this process already joined (a notebook, a benchmark) is used as it is.
+        self.owned = not ray.is_initialized()
+        if self.owned:
+            env = {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"}  # CPU trials must not see the GPUs
+            if address is None:
+                # Workers import the project from the checkout, installed or not.
+                path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+                env["PYTHONPATH"] = path
+            ray.init(
+                address=address,
+                runtime_env={"env_vars": env},
+                include_dashboard=False,
+                log_to_driver=True,
+                configure_logging=False,
+            )
         resources = ray.cluster_resources()
         say(
             f"ray: {'local' if address is None else address} — "
@@ -170,20 +177,32 @@ class _Ray:
     def gpus_available(self) -> float:
         return self.ray.cluster_resources().get("GPU", 0.0)
 
-    def start(self, task: WorkerTask, workers: int, cpus: float, gpus: float) -> list:
-        remote = self.ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=3)(run_worker)
-        return [remote.remote(task, i) for i in range(workers)]
+    def start(
+        self, task: WorkerTask, workers: int, cpus: float, gpus: float, objective_cls: type
+    ) -> list:
+        remote = self.ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=WORKER_RETRIES)(
+            run_worker
+        )
+        return [remote.remote(task, i, objective_cls) for i in range(workers)]
 
     def wait(self, futures: list, timeout: float) -> list:
         ready, _ = self.ray.wait(futures, num_returns=len(futures), timeout=timeout)
         for f in ready:
-            self.ray.get(f)  # re-raise a worker's exception here
+            try:
+                self.ray.get(f)
+            except self.ray.exceptions.RayError as exc:
+                # Its retries are spent; the other workers finish the studies.
+                first = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                self.say(f"a worker was lost for good ({type(exc).__name__}: {first})")
         return [f for f in futures if f not in ready]
 
     def stop(self, futures: list) -> None:
         for f in futures:
             self.ray.cancel(f, force=True)
-        self.ray.shutdown()
+        if self.owned:
+            self.ray.shutdown()
 
 
 def run(
@@ -198,6 +217,7 @@ def run(
     data_dir: str | None = None,
     say: Callable[[str], None] = print,
     poll_s: float = 2.0,
+    objective_cls: type[TrainingObjective] = TrainingObjective,
 ) -> list[StudyProgress]:
     """Run the search of ``spec``; the same call again continues the same studies."""
     quiet_optuna()
@@ -231,9 +251,9 @@ def run(
     futures: list = []
     try:
         if backend is None:
-            run_worker(task, 0)
+            run_worker(task, 0, objective_cls)
         else:
-            futures = backend.start(task, res.workers, res.cpus_per_trial, gpus)
+            futures = backend.start(task, res.workers, res.cpus_per_trial, gpus, objective_cls)
             while futures:
                 futures = backend.wait(futures, timeout=poll_s)
                 line = format_progress(progress(spec, storage), time.time() - start)

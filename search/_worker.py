@@ -14,6 +14,7 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -85,7 +86,9 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-class _Objective:
+class TrainingObjective:
+    """A trial of one optimizer's study: suggest, record, train (``evaluate``)."""
+
     def __init__(self, task: WorkerTask, optimizer: str, cap: int, node: str) -> None:
         self.task, self.optimizer, self.cap, self.node = task, optimizer, cap, node
 
@@ -95,16 +98,20 @@ class _Objective:
         return sorted(counted).index(trial.number) >= self.cap
 
     def __call__(self, trial: optuna.Trial) -> float:
-        spec = self.task.spec
         if self._surplus(trial):
             trial.set_user_attr("surplus", True)
             trial.set_user_attr("fail_reason", "surplus: the study already had its trial count")
             return math.nan
-        hparams = suggest(trial, self.optimizer, spec.space)
+        hparams = suggest(trial, self.optimizer, self.task.spec.space)
         trial.set_user_attr("hparams", hparams)
         trial.set_user_attr("node", self.node)
         trial.set_user_attr("worker_pid", os.getpid())
         trial.set_user_attr("run_id", self.task.run_id)
+        return self.evaluate(trial, hparams)
+
+    def evaluate(self, trial: optuna.Trial, hparams: dict[str, Any]) -> float:
+        """Train with ``hparams``, reporting each epoch's validation accuracy for pruning."""
+        spec = self.task.spec
         config = TrainConfig(
             dataset=spec.dataset,
             model=spec.model,
@@ -161,8 +168,13 @@ def node_name() -> str:
     return socket.gethostname()
 
 
-def run_worker(task: WorkerTask, worker_index: int) -> int:
-    """Run trials until every study of the spec has its count; return how many this worker ran."""
+def run_worker(
+    task: WorkerTask, worker_index: int, objective_cls: type[TrainingObjective] = TrainingObjective
+) -> int:
+    """Run trials until every study of the spec has its count; return how many this worker ran.
+
+    ``objective_cls`` may replace what a trial evaluates (benchmarks time the loop itself).
+    """
     spec = task.spec
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -180,7 +192,7 @@ def run_worker(task: WorkerTask, worker_index: int) -> int:
                 sampler=make_sampler(spec, opt, worker_index),
                 pruner=make_pruner(spec),
             ),
-            _Objective(task, opt, spec.trials_for(opt), node),
+            objective_cls(task, opt, spec.trials_for(opt), node),
         )
         for opt in spec.optimizers
     ]

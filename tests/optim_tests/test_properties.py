@@ -94,9 +94,12 @@ def test_zero_norm_filter_gives_no_nan(name, foreach):
     assert torch.equal(p[1].detach(), torch.zeros(5))
 
 
-def _run(cls, hp, params, foreach, steps=20, seed=3, make_grad=None):
+def _run(cls, hp, params, foreach, steps=20, seed=3, make_grad=None, n_channel_wise=3):
     params = [torch.nn.Parameter(p.detach().clone()) for p in params]
-    groups = [{"params": params[:3], "channel_wise": True}, {"params": params[3:]}]
+    groups = [
+        {"params": params[:n_channel_wise], "channel_wise": True},
+        {"params": params[n_channel_wise:]},
+    ]
     opt = cls(groups, foreach=foreach, **hp)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
@@ -110,7 +113,8 @@ def _run(cls, hp, params, foreach, steps=20, seed=3, make_grad=None):
 @pytest.mark.parametrize("name", list(SPHERICAL))
 def test_fast_path_equals_reference_float64(name):
     cls, hp = SPHERICAL[name]
-    # Small and large tensors (≥ LARGE_NUMEL take the one-at-a-time path) in both groups.
+    # Small tensors (batched, two of them with the same unit size d = 72) and large ones
+    # (≥ LARGE_NUMEL, one at a time) in both groups.
     gen = torch.Generator().manual_seed(5)
     big_conv, big_plain = (
         torch.randn(64, 32, 6, 6, generator=gen),
@@ -120,13 +124,14 @@ def test_fast_path_equals_reference_float64(name):
     convs = _conv_params(torch.float64)
     params = [
         torch.nn.Parameter(big_conv.double()),
-        *convs[:2],
+        *convs[:3],
+        torch.nn.Parameter(torch.randn(12, 8, 3, 3, dtype=torch.float64)),
         torch.nn.Parameter(big_plain.double()),
         convs[3],
         torch.nn.Parameter(torch.randn(16, dtype=torch.float64)),
     ]
-    ref, ref_opt = _run(cls, hp, params, foreach=False)
-    fast, fast_opt = _run(cls, hp, params, foreach=True)
+    ref, ref_opt = _run(cls, hp, params, foreach=False, n_channel_wise=5)
+    fast, fast_opt = _run(cls, hp, params, foreach=True, n_channel_wise=5)
     for a, b in zip(ref, fast, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
         for key, value in ref_opt.state[a].items():
