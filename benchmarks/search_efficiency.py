@@ -30,6 +30,7 @@ from search._spec import PrunerSpec
 
 HERE = Path(__file__).resolve().parent
 TOLERANCE = 0.5  # points of validation accuracy
+STYLES = ("-", "--", ":")  # one per seed
 
 
 def curve(url: str, name: str) -> list[tuple[int, float]]:
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 *zip(*a, strict=False),
                 where="post",
                 color="tab:blue",
+                linestyle=STYLES[seed % len(STYLES)],
                 alpha=0.8,
                 label="paper grid, no pruning" if seed == args.seeds[0] else None,
             )
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 *zip(*b, strict=False),
                 where="post",
                 color="tab:orange",
+                linestyle=STYLES[seed % len(STYLES)],
                 alpha=0.8,
                 label="TPE + Hyperband pruner" if seed == args.seeds[0] else None,
             )
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(
         f"Search efficiency on digits / resnet20 / {args.optimizer} ({len(args.seeds)} seeds)"
     )
-    ax.set_ylim(bottom=max(0, min(r[3] for r in rows) - 10))
+    ax.set_ylim(bottom=max(0, min(min(r[3], r[6]) for r in rows) - 3))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()

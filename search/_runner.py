@@ -133,7 +133,7 @@ def requeue_interrupted(spec: StudySpec, storage: RDBStorage, run_id: str) -> in
     for opt in spec.optimizers:
         study = optuna.load_study(study_name=spec.study_name(opt), storage=storage)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("run_id") != run_id:
+            if t.user_attrs.get("worker", {}).get("run") != run_id:
                 continue
             try:
                 storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -90,23 +91,28 @@ class TrainingObjective:
     """A trial of one optimizer's study: suggest, record, train (``evaluate``)."""
 
     def __init__(self, task: WorkerTask, optimizer: str, cap: int, node: str) -> None:
-        self.task, self.optimizer, self.cap, self.node = task, optimizer, cap, node
+        self.task, self.optimizer, self.cap = task, optimizer, cap
+        self.worker = {"node": node, "pid": os.getpid(), "run": task.run_id}
+        self.todo = cap  # trials left to start, as last read from the storage
+        self.ran = 0
 
     def _surplus(self, trial: optuna.Trial) -> bool:
         # Two workers can both see one trial left and both start: the later one stands down.
+        # Far from the count no start can overshoot it, so the storage is read only near it.
+        if self.todo > 2 * self.task.spec.resources.workers:
+            return False
         counted = [t.number for t in counted_trials(trial.study.get_trials(deepcopy=False))]
         return sorted(counted).index(trial.number) >= self.cap
 
     def __call__(self, trial: optuna.Trial) -> float:
+        self.ran += 1
         if self._surplus(trial):
             trial.set_user_attr("surplus", True)
             trial.set_user_attr("fail_reason", "surplus: the study already had its trial count")
             return math.nan
         hparams = suggest(trial, self.optimizer, self.task.spec.space)
         trial.set_user_attr("hparams", hparams)
-        trial.set_user_attr("node", self.node)
-        trial.set_user_attr("worker_pid", os.getpid())
-        trial.set_user_attr("run_id", self.task.run_id)
+        trial.set_user_attr("worker", self.worker)
         return self.evaluate(trial, hparams)
 
     def evaluate(self, trial: optuna.Trial, hparams: dict[str, Any]) -> float:
@@ -158,13 +164,10 @@ def _remaining(study: optuna.Study, cap: int) -> tuple[int, int]:
 
 
 def node_name() -> str:
-    try:
-        import ray
-
-        if ray.is_initialized():
-            return ray.get_runtime_context().get_node_id()
-    except ImportError:
-        pass
+    """The Ray node id inside a Ray worker, else the host name."""
+    ray = sys.modules.get("ray")  # imported by Ray's own worker process, never here
+    if ray is not None and ray.is_initialized():
+        return ray.get_runtime_context().get_node_id()
     return socket.gethostname()
 
 
@@ -196,20 +199,28 @@ def run_worker(
         )
         for opt in spec.optimizers
     ]
-    ran = 0
+
+    def stop_when_full(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        objective = next(o for st, o in studies if st is study)
+        objective.todo, _ = _remaining(study, objective.cap)
+        if objective.todo <= 0:
+            study.stop()
+
     while task.deadline is None or time.time() < task.deadline:
         waiting = False
         for study, objective in studies:
-            todo, running = _remaining(study, objective.cap)
-            if todo > 0:
-                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
-                ran += 1
+            objective.todo, running = _remaining(study, objective.cap)
+            if objective.todo > 0:
+                timeout = None if task.deadline is None else max(task.deadline - time.time(), 0)
+                study.optimize(
+                    objective, catch=(Exception,), callbacks=[stop_when_full], timeout=timeout
+                )
                 break
             if running:
                 optuna.storages.fail_stale_trials(study)
                 waiting = True
         else:
             if not waiting:
-                return ran
+                break
             time.sleep(POLL_S)
-    return ran
+    return sum(objective.ran for _, objective in studies)

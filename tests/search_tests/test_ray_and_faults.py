@@ -52,7 +52,9 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tiny_spec, sqlite_url):
     finally:
         ray.shutdown()
         cluster.shutdown()
-    nodes = {t.user_attrs["node"] for ts in trials_of(sqlite_url, spec).values() for t in ts}
+    nodes = {
+        t.user_attrs["worker"]["node"] for ts in trials_of(sqlite_url, spec).values() for t in ts
+    }
     assert len(nodes) == 2, nodes
     _check_consistent(spec, sqlite_url)
 
@@ -64,7 +66,7 @@ def test_postgresql_with_four_concurrent_workers(tiny_spec, pg_url):
     run(spec, storage_url=pg_url, heartbeat_interval=2, say=print)
     for trials in trials_of(pg_url, spec).values():
         assert _states(trials) == [TrialState.COMPLETE] * 4  # each recorded once, none lost
-        assert len({t.user_attrs["worker_pid"] for t in trials}) >= 1
+        assert len({t.user_attrs["worker"]["pid"] for t in trials}) >= 1
     _check_consistent(spec, pg_url)
 
 
@@ -80,12 +82,12 @@ def test_a_killed_worker_fails_its_trial_which_is_retried(write_spec, sqlite_url
             return [
                 t
                 for t in trials_of(sqlite_url, spec)["sgd"]
-                if t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs
+                if t.state == TrialState.RUNNING and "worker" in t.user_attrs
             ]
 
         wait_for(lambda: bool(running()), 120, "a running trial")
         victim = running()[0]
-        os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
+        os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
         out, _ = proc.communicate(timeout=240)
     finally:
         proc.kill()
@@ -114,7 +116,9 @@ def test_driver_killed_then_the_same_command_continues(write_spec, sqlite_url):
 
         wait_for(progress, 180, "a completed and a running trial")
         # The driver's machine dies: the driver and the Ray workers it started, at once.
-        pids = {t.user_attrs.get("worker_pid") for t in trials_of(sqlite_url, spec)["sgd"]}
+        pids = {
+            t.user_attrs.get("worker", {}).get("pid") for t in trials_of(sqlite_url, spec)["sgd"]
+        }
         for pid in [proc.pid, *(p for p in pids if p)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

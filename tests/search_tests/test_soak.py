@@ -38,12 +38,12 @@ def test_sixty_trials_survive_random_worker_kills(write_spec, sqlite_url, tmp_pa
             time.sleep(rng.uniform(2.0, 6.0))
             running = [
                 t for ts in trials_of(sqlite_url, spec).values() for t in ts
-                if t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs
+                if t.state == TrialState.RUNNING and "worker" in t.user_attrs
             ]  # fmt: skip
             if running:
                 victim = rng.choice(running)
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
+                    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
                     killed.append(victim.number)
 
     thread = threading.Thread(target=killer, daemon=True)
