@@ -11,7 +11,6 @@ and load to exactly the intended table before it atomically replaces the old one
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 import tempfile
@@ -87,6 +86,7 @@ def _winners(
                 "value": round(best.value, 4),
                 "date": best.datetime_complete.strftime("%Y-%m-%d %H:%M:%S UTC"),
                 "epochs": attrs.get("epochs"),
+                "batch_size": attrs.get("batch_size"),
             },
         }
     if not winners:
@@ -105,6 +105,11 @@ def _write_atomically(path: Path, text: str, expected: tuple[dict, dict]) -> Non
             raise ExportError(
                 f"the new {path.name} does not load back to the exported table; left unchanged"
             )
+        # mkstemp makes the file private; keep the mode of the file it replaces.
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -133,27 +138,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         winners = _winners(args.storage, args.study)
-        if args.output.exists():
-            table, provenance = load_best_hyper_parameters(args.output)
-            old_text = args.output.read_text()
-        else:
-            table, provenance, old_text = {}, {}, ""
+        # A new --output starts from the project's table, so it stays complete.
+        base = args.output if args.output.exists() else DEFAULT_OUTPUT
+        table, provenance = load_best_hyper_parameters(base)
+        old_text = args.output.read_text() if args.output.exists() else ""
         for (dataset, model, optimizer), win in sorted(winners.items()):
-            table.setdefault(dataset, {}).setdefault(model, {})[optimizer] = win["hparams"]
-            provenance[f"{dataset}/{model}/{optimizer}"] = win["provenance"]
-        text = render_best_hyper_parameters(table, provenance)
-        for (dataset, model, optimizer), win in sorted(winners.items()):
+            key = f"{dataset}/{model}/{optimizer}"
+            old = table.get(dataset, {}).get(model, {}).get(optimizer)
             p = win["provenance"]
+            change = "unchanged" if old == win["hparams"] else f"was {old}" if old else "new"
             print(
-                f"{dataset}/{model}/{optimizer}: {win['hparams']}  (study {p['study']}, trial #{p['trial']}, val {p['value']})"
+                f"{key}: {win['hparams']} ({change}) — study {p['study']}, trial #{p['trial']}, "
+                f"best val {100 * p['value']:.2f}% in {p['epochs']} epochs of batch {p['batch_size']}"
             )
+            table.setdefault(dataset, {}).setdefault(model, {})[optimizer] = win["hparams"]
+            provenance[key] = p
+        text = render_best_hyper_parameters(table, provenance)
         if args.dry_run:
-            diff = difflib.unified_diff(
-                old_text.splitlines(keepends=True), text.splitlines(keepends=True),
-                fromfile=str(args.output), tofile=f"{args.output} (exported)",
-            )  # fmt: skip
-            sys.stdout.writelines(diff)
-            print("dry run: nothing written")
+            print(f"dry run: {args.output} not written")
             return 0
         if text == old_text:
             print(f"{args.output} is already up to date")

@@ -28,6 +28,10 @@ def resolve_study(value: str) -> Path:
     return path
 
 
+def shipped_specs() -> list[str]:
+    return sorted(p.stem for p in STUDIES.glob("*.toml"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Search hyper-parameters of the spherical optimizers with Optuna on Ray.",
@@ -127,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
         )
     except (SpecError, StorageError, DatasetNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        hint = (
+            f" (shipped: {', '.join(shipped_specs())})" if "no such study spec" in str(exc) else ""
+        )
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

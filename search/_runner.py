@@ -3,6 +3,7 @@ and leave the storage consistent whatever happens (Ctrl-C, a dead worker, a kill
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -65,6 +66,7 @@ def create_studies(spec: StudySpec, storage: RDBStorage) -> None:
             "optimizer": opt,
             "space": spec.space,
             "epochs": spec.epochs,
+            "batch_size": spec.batch_size,
             "objective": "best validation accuracy (fraction)",
         }
         for key, value in attrs.items():
@@ -165,7 +167,7 @@ class _Ray:
                 runtime_env={"env_vars": env},
                 include_dashboard=False,
                 log_to_driver=True,
-                configure_logging=False,
+                logging_level=logging.ERROR,  # keeps start-up notices out of the progress lines
             )
         resources = ray.cluster_resources()
         say(
@@ -232,7 +234,12 @@ def run(
         f"{spec.epochs} epochs/trial, space {spec.space}, pruner {spec.pruner.kind}, "
         f"storage {redact(storage_url)}"
     )
-    backend = _Ray(ray_address, say) if executor == "ray" else None
+    backend = None
+    if all(r.done >= r.target and not r.running for r in progress(spec, storage)):
+        say("every study already has its trial count: nothing to run")
+        executor = "none"
+    elif executor == "ray":
+        backend = _Ray(ray_address, say)
     if backend is not None and gpus > 0 and backend.gpus_available() == 0:
         say("no GPU in the Ray cluster: running the trials on CPUs")
         gpus = 0.0
@@ -250,9 +257,9 @@ def run(
     last = ""
     futures: list = []
     try:
-        if backend is None:
+        if executor == "local":
             run_worker(task, 0, objective_cls)
-        else:
+        elif backend is not None:
             futures = backend.start(task, res.workers, res.cpus_per_trial, gpus, objective_cls)
             while futures:
                 futures = backend.wait(futures, timeout=poll_s)

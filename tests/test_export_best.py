@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -83,16 +84,33 @@ def test_dry_run_shows_the_change_and_writes_nothing(storage_with_studies, outpu
     text = output.read_text()
     assert export_best.main(["--storage", url, "--output", str(output), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert '+                "lr": 0.002,' in out and "dry run: nothing written" in out
+    assert "digits/resnet20/adamsrt: {'lr': 0.002," in out and "(was {" in out
+    assert "best val 95.00% in 3 epochs of batch 128" in out and "not written" in out
     assert output.read_text() == text
 
 
-def test_output_elsewhere_starts_a_new_file(storage_with_studies, tmp_path):
+def test_output_elsewhere_starts_from_the_project_table(storage_with_studies, tmp_path):
     url, _ = storage_with_studies
     fresh = tmp_path / "new_best.py"
     assert export_best.main(["--storage", url, "--output", str(fresh)]) == 0
     table, _ = load_best_hyper_parameters(fresh)
-    assert list(table) == ["digits"]
+    project, _ = load_best_hyper_parameters(ROOT / "best_hyper_parameters.py")
+    assert table["cifar100"] == project["cifar100"]
+    assert table["digits"]["resnet20"]["adamsrt"]["lr"] == 2e-3
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_replacing_keeps_the_file_mode(storage_with_studies, output):
+    url, _ = storage_with_studies
+    output.chmod(0o644)
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 0
+    assert output.stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.parametrize(
