@@ -7,7 +7,6 @@ import logging
 import os
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from optuna.trial import TrialState
 
 from ._spec import StudySpec
 from ._storage import MAX_RETRY, open_storage, redact, retried_trial_numbers
-from ._worker import TrainingObjective, WorkerTask, counted_trials, run_worker
+from ._worker import TrainingObjective, WorkerTask, counted_trials, quiet_optuna, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 # A worker process that dies (OOM, preemption, kill) is restarted this many times by Ray; its
@@ -42,12 +41,6 @@ class StudyProgress:
     @property
     def done(self) -> int:
         return self.complete + self.pruned + self.failed
-
-
-def quiet_optuna() -> None:
-    """Progress lines replace Optuna's per-trial log; heartbeats are experimental by design."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def create_studies(spec: StudySpec, storage: RDBStorage) -> None:

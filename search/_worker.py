@@ -43,6 +43,12 @@ class WorkerTask:
     data_dir: str | None = None
 
 
+def quiet_optuna() -> None:
+    """Progress lines replace Optuna's per-trial log; heartbeats are experimental by design."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def counted_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
     """The trials that use up the study's trial count: all but re-queued stale ones and surplus."""
     retried = retried_trial_numbers(trials)
@@ -179,8 +185,7 @@ def run_worker(
     ``objective_cls`` may replace what a trial evaluates (benchmarks time the loop itself).
     """
     spec = task.spec
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet_optuna()
     storage = open_storage(
         task.storage_url,
         heartbeat_interval=task.heartbeat_interval,
