@@ -29,6 +29,7 @@ class FilterLayout:
     size: int  # d, entries per unit
     stat_shape: tuple[int, ...]  # shape of a per-unit statistic (sizes along channel dims)
     keep_shape: tuple[int, ...]  # the same statistic, broadcastable against the parameter
+    shape: tuple[int, ...]  # of the parameter
 
     @property
     def front(self) -> bool:
@@ -51,7 +52,9 @@ def filter_layout(
         return None
     stat_shape = tuple(shape[d] for d in dims)
     keep_shape = tuple(s if d in dims else 1 for d, s in enumerate(shape))
-    return FilterLayout(dims, reduce_dims, math.prod(stat_shape), size, stat_shape, keep_shape)
+    return FilterLayout(
+        dims, reduce_dims, math.prod(stat_shape), size, stat_shape, keep_shape, tuple(shape)
+    )
 
 
 def stat_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -272,6 +275,14 @@ class UnitBatch:
                 self.groups[-1] = (self.groups[-1][0], i + 1)
             else:
                 self.groups.append((i, i + 1))
+        # Groups whose tensors share the shape past dim 0 concatenate as they are, unreshaped.
+        self._stackable = [
+            all(
+                len(lay.channel_dims) == 1 and lay.shape[1:] == layouts[start].shape[1:]
+                for lay in layouts[start:stop]
+            )
+            for start, stop in self.groups
+        ]
         ndims = {len(lay.keep_shape) for lay in layouts}
         self._uniform_keep = len(ndims) == 1 and all(
             lay.front and len(lay.channel_dims) == 1 for lay in layouts
@@ -319,15 +330,18 @@ class UnitBatch:
             return sq, dots
         nq = len(quantities)
         norm_parts, dot_parts = [], [[] for _ in pairs]
-        for start, stop in self.groups:
+        for (start, stop), stackable in zip(self.groups, self._stackable, strict=True):
             lays = self.layouts[start:stop]
-            block = torch.cat(
-                [
+            if stackable:
+                block = torch.cat([t for q in quantities for t in q[start:stop]])
+                block = block.reshape(nq, -1, lays[0].size)
+            else:
+                rows = [
                     t.reshape(lay.units, lay.size)
                     for q in quantities
                     for t, lay in zip(q[start:stop], lays, strict=True)
                 ]
-            ).view(nq, -1, lays[0].size)
+                block = torch.cat(rows).view(nq, -1, lays[0].size)
             picked = block if len(norms) == nq else block[list(norms)]
             norm_parts.append(torch.linalg.vector_norm(picked, dim=2, dtype=self.dtype))
             for parts, (i, j) in zip(dot_parts, pairs, strict=True):
