@@ -11,6 +11,7 @@ local Ray, CPU). Running the same command again continues the same studies.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,9 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, key) is not None
         }
         if resources:
-            overrides["resources"] = spec.resources.__class__(
-                **{**spec.resources.__dict__, **resources}
-            )
+            overrides["resources"] = dataclasses.replace(spec.resources, **resources)
         spec = (
             spec.replace(**overrides, source=f"{spec.source} (with command-line overrides)")
             if overrides

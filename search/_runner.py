@@ -16,7 +16,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ._spec import StudySpec
-from ._storage import MAX_RETRY, open_storage, redact, retried_trial_numbers
+from ._storage import MAX_RETRY, open_storage, redact
 from ._worker import TrainingObjective, WorkerTask, counted_trials, quiet_optuna, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,6 @@ def progress(spec: StudySpec, storage: RDBStorage) -> list[StudyProgress]:
         counted = counted_trials(trials)
         complete = [t for t in counted if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value) if complete else None
-        retried = retried_trial_numbers(trials)
         rows.append(
             StudyProgress(
                 study=name,
@@ -85,9 +84,7 @@ def progress(spec: StudySpec, storage: RDBStorage) -> list[StudyProgress]:
                 complete=len(complete),
                 pruned=sum(t.state == TrialState.PRUNED for t in counted),
                 failed=sum(t.state == TrialState.FAIL for t in counted),
-                running=sum(
-                    t.state == TrialState.RUNNING for t in trials if t.number not in retried
-                ),
+                running=sum(t.state == TrialState.RUNNING for t in counted),
                 best_value=best.value if best else None,
                 best_trial=best.number if best else None,
                 epochs=sum(len(t.intermediate_values) for t in trials),

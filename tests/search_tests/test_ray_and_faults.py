@@ -40,7 +40,11 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tiny_spec, sqlite_url):
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    spec = tiny_spec(optimizers=("sgd", "adamsrt"), n_trials=3, epochs=2, workers=2)
+    # Enough work that the second node's worker is up (it imports torch) before the first
+    # node's worker has run every trial alone.
+    spec = tiny_spec(
+        optimizers=("sgd", "adamsrt"), n_trials=4, epochs=3, train_subset=600, workers=2
+    )
     try:
         run(
             spec,
