@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from optim import scale_invariant_params
+
 __all__ = ["ConvBNModel"]
 
 
@@ -12,12 +14,17 @@ class ConvBNModel(nn.Module):
 
     Such conv weights are scale-invariant (the BatchNorm cancels any positive rescaling), which
     is what the channel-wise spherical optimizers of Roburin et al. (arXiv:2006.13382) exploit.
-    Subclasses must keep that structure; ``tests/models_tests`` checks it with torch.fx.
+    Subclasses must keep that structure: a conv that does not feed a BatchNorm is not returned
+    by :meth:`conv_params`, and ``tests/models_tests`` counts the convs of every model.
     """
 
     def conv_params(self) -> list[nn.Parameter]:
-        """Return the conv weights, in module order (the scale-invariant parameters)."""
-        return [m.weight for m in self.modules() if isinstance(m, nn.Conv2d)]
+        """Return the scale-invariant conv weights, in the order the forward pass uses them.
+
+        They are found by :func:`optim.scale_invariant_params`, the same structural rule that
+        ``create_optimizer`` applies to a model, so the two parameter splits cannot disagree.
+        """
+        return scale_invariant_params(self)
 
     def other_params(self) -> list[nn.Parameter]:
         """Return all parameters not in :meth:`conv_params` (BN gamma/beta, Linear weight/bias)."""

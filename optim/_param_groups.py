@@ -20,6 +20,9 @@ _FILTER_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 def scale_invariant_params(model: nn.Module) -> list[nn.Parameter]:
     """Weights of the convs (and linears) whose output goes straight, and only, into a BatchNorm.
 
+    Frozen weights are included: being scale-invariant is a property of the graph. This is the
+    one rule of the project; ``models.ConvBNModel.conv_params()`` returns what it finds.
+
     Raises:
         ValueError: the model cannot be traced by torch.fx; pass parameter groups explicitly.
     """
@@ -43,7 +46,7 @@ def scale_invariant_params(model: nn.Module) -> list[nn.Parameter]:
         if not isinstance(modules[users[0].target], _BatchNorm):
             continue
         weight = modules[node.target].weight
-        if weight.requires_grad and id(weight) not in seen:
+        if id(weight) not in seen:
             seen.add(id(weight))
             found.append(weight)
     return found
@@ -55,8 +58,9 @@ def param_groups_scale_invariant(model: nn.Module, **group_options: Any) -> list
     Only trainable parameters are included; empty groups are left out. ``group_options`` are
     added to both groups.
     """
-    invariant = scale_invariant_params(model)
-    ids = {id(p) for p in invariant}
+    found = scale_invariant_params(model)
+    ids = {id(p) for p in found}
+    invariant = [p for p in found if p.requires_grad]
     others = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     groups = []
     if invariant:
