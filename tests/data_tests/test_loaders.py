@@ -8,7 +8,7 @@ import torch
 
 from data import CROP_PADDING, DeviceLoader, build_loaders, get_dataset_info
 
-from .conftest import N_TEST, N_TRAIN, FakeSplits
+from ..conftest import N_TEST, N_TRAIN, FakeSplits
 
 KINDS = ["dataloader", "device"]
 

@@ -16,7 +16,7 @@ from data import (
     split_indices,
 )
 
-from .conftest import N_TEST, N_TRAIN, FakeSplits, write_cifar10
+from ..conftest import N_TEST, N_TRAIN, FakeSplits, write_cifar10
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
@@ -94,7 +94,7 @@ def test_split_deterministic_and_disjoint() -> None:
     train, val = split_indices(1000, 0.05, seed=3)
     train2, val2 = split_indices(1000, 0.05, seed=3)
     assert torch.equal(train, train2) and torch.equal(val, val2)
-    assert len(val) == 50 and len(train) == 950
+    assert len(val) == 50 and len(train) == 950  # 5% of 1000
     assert set(train.tolist()).isdisjoint(val.tolist())
     assert sorted(train.tolist() + val.tolist()) == list(range(1000))
     _, val_other = split_indices(1000, 0.05, seed=4)
@@ -120,9 +120,12 @@ def test_paper_split_sizes() -> None:
 
 def test_loaders_use_the_seeded_split(cifar10_files: FakeSplits) -> None:
     a = build_loaders("cifar10", data_dir=cifar10_files.root, verify=False, seed=5)
-    train, val = split_indices(N_TRAIN, 0.05, seed=5)
-    assert torch.equal(a.train_indices, train) and torch.equal(a.val_indices, val)
+    again = build_loaders("cifar10", data_dir=cifar10_files.root, verify=False, seed=5)
+    other = build_loaders("cifar10", data_dir=cifar10_files.root, verify=False, seed=6)
     assert (a.n_train, a.n_val, a.n_test) == (N_TRAIN - 2, 2, N_TEST)  # round(0.05 * 40) = 2
+    assert sorted(a.train_indices.tolist() + a.val_indices.tolist()) == list(range(N_TRAIN))
+    assert torch.equal(a.val_indices, again.val_indices)
+    assert not torch.equal(a.val_indices, other.val_indices)
 
 
 def test_digits() -> None:
@@ -130,17 +133,21 @@ def test_digits() -> None:
 
     info = get_dataset_info("digits")
     raw = load_raw(info)
-    assert len(raw.train_labels) + len(raw.test_labels) == 1797
     assert raw.train_images.shape == (1497, 1, 8, 8)
     assert raw.test_images.shape == (300, 1, 8, 8)
-    assert raw.train_images.dtype == torch.uint8 and raw.train_images.max() == 255
-    # The fixed test split: every 6th image of load_digits().
+    assert raw.train_images.dtype == torch.uint8
+    # The fixed test split: images 0, 6, 12, ... of load_digits(); the rest is train.
     digits = load_digits()
-    np.testing.assert_array_equal(raw.test_labels.numpy(), digits.target[::6])
-    np.testing.assert_array_equal(
-        raw.test_images[:, 0].numpy(), np.rint(digits.images[::6] * 255 / 16)
-    )
+    is_test = np.zeros(1797, dtype=bool)
+    is_test[::6] = True
+    np.testing.assert_array_equal(raw.test_labels.numpy(), digits.target[is_test])
+    np.testing.assert_array_equal(raw.train_labels.numpy(), digits.target[~is_test])
     assert set(raw.test_labels.tolist()) == set(range(10))
+    # Pixels 0..16 become 0..255, and dividing by 255/16 and rounding gives them back.
+    for images, source in ((raw.train_images, ~is_test), (raw.test_images, is_test)):
+        pixels = images[:, 0].numpy()
+        assert (pixels.min(), pixels.max()) == (0, 255)
+        np.testing.assert_array_equal(np.round(pixels / (255 / 16)), digits.images[source])
     # The registry's normalisation constants are the statistics of the train split.
     pixels = raw.train_images.double() / 255
     assert pixels.mean().item() == pytest.approx(info.mean[0], abs=1e-4)  # type: ignore[index]

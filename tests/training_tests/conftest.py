@@ -1,18 +1,26 @@
-"""Run the trainer tests on one intra-op thread."""
+"""Tiny runs: resnet20 on 200 images of the offline digits set, batch 64 (4 steps/epoch)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
-import pytest
-import torch
+from training import TrainConfig
+
+from ..conftest import paper_hparams
 
 
-@pytest.fixture(autouse=True, scope="package")
-def _one_thread() -> Iterator[None]:
-    # The tiny 8x8 models gain nothing from intra-op threads, and on a shared 2-core machine
-    # OpenMP's spinning threads made single epochs 100x slower whenever another process ran.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def tiny_config(optimizer: str = "adam", **overrides: Any) -> TrainConfig:
+    """A 3-epoch CPU config with the paper's cifar10/resnet20 hyper-parameters (Table 4)."""
+    kwargs: dict[str, Any] = {
+        "dataset": "digits",
+        "model": "resnet20",
+        "optimizer": optimizer,
+        "epochs": 3,
+        "batch_size": 64,
+        "train_subset": 200,
+        "device": "cpu",
+        "progress": False,
+    }
+    if "hparams" not in overrides:
+        kwargs["hparams"] = paper_hparams("cifar10", "resnet20", optimizer)
+    return TrainConfig(**{**kwargs, **overrides})

@@ -8,7 +8,7 @@ import pytest
 
 from training import TrainConfig
 
-from .tiny import tiny_config
+from .conftest import tiny_config
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,12 @@ import torch
 import training._loop
 from data import DatasetNotFoundError
 from optim import list_optimizers
-from tests.data_tests.conftest import write_cifar10
 from training import CHECKPOINT_NAME, TrainResult, lr_milestones, train
 
-from .tiny import tiny_config
+from ..conftest import write_cifar10
+from .conftest import tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 METRIC_KEYS = {
     "epoch",
@@ -61,7 +63,7 @@ def _assert_identical(a: Any, b: Any, where: str = "checkpoint") -> None:
 
 @pytest.fixture(scope="module", params=list_optimizers())
 def full_run(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, one_thread: None
 ) -> tuple[TrainResult, Path]:
     """An uninterrupted 3-epoch run per optimizer, and its checkpoint directory."""
     directory = tmp_path_factory.mktemp(f"full_{request.param}")
