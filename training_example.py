@@ -76,7 +76,6 @@ def _parser() -> _Parser:
     parser.add_argument("--data-dir", help="dataset root (default: $SPHERICAL_BN_DATA_DIR)")
     parser.add_argument("--download", action="store_true", help="fetch missing dataset files")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory (CUDA only)")
     parser.add_argument("--train-subset", type=int, help="train on the first N training images")
@@ -176,7 +175,6 @@ def _run(args: argparse.Namespace) -> int:
                 device=args.device,
                 data_dir=args.data_dir,
                 download=args.download,
-                num_workers=args.num_workers,
                 bf16=args.bf16,
                 channels_last=args.channels_last,
                 train_subset=args.train_subset,

@@ -3,7 +3,7 @@
 Entry point: :func:`build_loaders`. Constants live in the registry (:func:`get_dataset_info`).
 """
 
-from ._loaders import DeviceLoader, EpochDataLoader, Loaders, build_loaders
+from ._loaders import DeviceLoader, Loaders, build_loaders
 from ._registry import CROP_PADDING, DatasetInfo, get_dataset_info, list_datasets
 from ._sources import (
     DATA_DIR_ENV_VAR,
@@ -22,7 +22,6 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFoundError",
     "DeviceLoader",
-    "EpochDataLoader",
     "Loaders",
     "RawDataset",
     "build_loaders",

@@ -1,4 +1,9 @@
-"""Batch loaders: a torch DataLoader path and a device-resident path, and ``build_loaders``."""
+"""The batch loader, device-resident on CPU and CUDA alike, and ``build_loaders``.
+
+One loader serves every device, so a seed means the same images wherever a trial runs. A torch
+DataLoader with per-image torchvision transforms, the alternative, fed a CPU run 20-30x slower
+(benchmarks/train_throughput.py: 2-3.4k against 65k augmented CIFAR images/s on one core).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,16 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
 from ._registry import CROP_PADDING, DatasetInfo, get_dataset_info
 from ._sources import load_raw, split_indices
 
-__all__ = ["DeviceLoader", "EpochDataLoader", "Loaders", "build_loaders"]
+__all__ = ["DeviceLoader", "Loaders", "build_loaders"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-LoaderKind = Literal["auto", "dataloader", "device"]
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -32,10 +33,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 def _normalise(
     images: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None
 ) -> torch.Tensor:
-    """uint8 ``(..., C, H, W)`` -> float32 in [0, 1], then ``(x - mean) / std`` if given.
-
-    Both loader kinds call this exact function, so their val/test tensors are bitwise equal.
-    """
+    """uint8 ``(..., C, H, W)`` -> float32 in [0, 1], then ``(x - mean) / std`` if given."""
     x = images.to(torch.float32).div(255.0)
     if mean is not None and std is not None:
         x = x.sub_(mean).div_(std)
@@ -53,97 +51,6 @@ def _stats(
         return torch.tensor(values, dtype=torch.float32, device=device).reshape(-1, 1, 1)
 
     return channel_tensor(mean), channel_tensor(std)
-
-
-class _ImageDataset(Dataset[Batch]):
-    """uint8 images in memory; optional torchvision augmentation, then :func:`_normalise`.
-
-    Augmentation randomness is drawn from the global CPU RNG (torchvision transforms take no
-    generator), but reseeded per sample from (epoch seed, sample index) inside ``fork_rng``:
-    the result is reproducible whatever ``num_workers`` is, and the caller's global RNG
-    stream (dropout, init, ...) is left untouched.
-    """
-
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        info: DatasetInfo,
-        augment: bool,
-    ) -> None:
-        self.images = images
-        self.labels = labels
-        self.mean, self.std = _stats(info.mean, info.std, "cpu")
-        self.augmentation = (
-            v2.Compose(
-                [
-                    v2.RandomCrop(info.image_size, padding=CROP_PADDING),
-                    v2.RandomHorizontalFlip(),
-                ]
-            )
-            if augment
-            else None
-        )
-        self.epoch_seed = 0
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index]
-        if self.augmentation is not None:
-            with torch.random.fork_rng(devices=[]):
-                # default_generator, not torch.manual_seed: the latter also reseeds CUDA.
-                torch.default_generator.manual_seed((self.epoch_seed + index) % 2**63)
-                image = self.augmentation(image)
-        return _normalise(image, self.mean, self.std), int(self.labels[index])
-
-
-class EpochDataLoader:
-    """Training loader on a torch DataLoader: each ``iter()`` is one epoch, then advances.
-
-    The shuffle order (the DataLoader's generator) and the augmentation of every image are
-    functions of ``(seed, epoch)`` only, so ``set_epoch(e)`` replays epoch ``e`` exactly.
-    """
-
-    def __init__(
-        self,
-        dataset: _ImageDataset,
-        *,
-        batch_size: int,
-        seed: int,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-    ) -> None:
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.seed = seed
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next ``iter()`` produce epoch ``epoch`` (order and augmentation)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        seed = _epoch_seed(self.seed, self.epoch)
-        self.epoch += 1
-        # Set before the DataLoader starts, so that worker processes receive it too.
-        self.dataset.epoch_seed = seed
-        loader = DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=False,
-            generator=torch.Generator().manual_seed(seed),
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-        )
-        return iter(loader)
 
 
 class DeviceLoader:
@@ -239,25 +146,22 @@ class DeviceLoader:
 
 @dataclass(frozen=True)
 class Loaders:
-    """Train/val/test loaders of one dataset, yielding ``(images, labels)`` batches.
+    """Train/val/test :class:`DeviceLoader` of one dataset, yielding ``(images, labels)``.
 
-    Images are float32 NCHW, normalised with ``info.mean``/``info.std``; labels int64. The
-    ``train`` loader reshuffles on every ``iter()`` and has ``set_epoch(epoch)``; ``val`` and
-    ``test`` are never shuffled nor augmented. ``DeviceLoader`` batches are already on the
-    device; DataLoader batches are on CPU (pinned for CUDA), so move them with
-    ``.to(device, non_blocking=True)``, a no-op for the former. ``train_indices`` and
-    ``val_indices`` index the official train split. ``test`` is ``None`` (and ``n_test`` 0)
-    when built with ``with_test=False``.
+    Images are float32 NCHW on the device, normalised with ``info.mean``/``info.std``; labels
+    int64. The ``train`` loader reshuffles (and augments) on every ``iter()`` and has
+    ``set_epoch(epoch)``; ``val`` and ``test`` are never shuffled nor augmented.
+    ``train_indices`` and ``val_indices`` index the official train split. ``test`` is ``None``
+    (and ``n_test`` 0) when built with ``with_test=False``.
     """
 
-    train: EpochDataLoader | DeviceLoader
-    val: DataLoader | DeviceLoader
-    test: DataLoader | DeviceLoader | None
+    train: DeviceLoader
+    val: DeviceLoader
+    test: DeviceLoader | None
     info: DatasetInfo
     n_train: int
     n_val: int
     n_test: int
-    kind: Literal["dataloader", "device"]
     train_indices: torch.Tensor
     val_indices: torch.Tensor
 
@@ -271,8 +175,6 @@ def build_loaders(
     download: bool = False,
     verify: bool = True,
     device: torch.device | str = "cpu",
-    loader: LoaderKind = "auto",
-    num_workers: int = 0,
     eval_batch_size: int | None = None,
     train_subset: int | None = None,
     with_test: bool = True,
@@ -280,10 +182,9 @@ def build_loaders(
     """Read dataset ``name`` and return its train/val/test :class:`Loaders`.
 
     The validation split (``info.val_fraction`` of the official train split) is drawn with
-    ``torch.Generator().manual_seed(seed)``; ``seed`` also drives shuffling and augmentation.
-    ``loader="auto"`` picks the device-resident loader on CUDA and a DataLoader otherwise
-    (``num_workers`` applies to the DataLoader only). ``train_subset`` keeps the first N
-    training indices after the split. ``data_dir``, ``download`` and ``verify`` are described
+    ``torch.Generator().manual_seed(seed)``; ``seed`` also drives shuffling and augmentation,
+    identically on every ``device`` (the splits are copied there once). ``train_subset`` keeps
+    the first N training indices after the split. ``data_dir``, ``download`` and ``verify`` are described
     in :func:`data.load_raw`. ``with_test=False`` leaves the test files unread and
     ``Loaders.test`` ``None``: selection on validation alone, with no way to peek at test.
     """
@@ -293,10 +194,6 @@ def build_loaders(
             raise ValueError(f"{arg} must be a positive int, but got {value!r}")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, but got {seed!r}")
-    if loader not in ("auto", "dataloader", "device"):
-        raise ValueError(f"loader must be 'auto', 'dataloader' or 'device', but got {loader!r}")
-    device = torch.device(device)
-    kind = ("device" if device.type == "cuda" else "dataloader") if loader == "auto" else loader
     eval_batch_size = eval_batch_size or batch_size
 
     raw = load_raw(info, data_dir, download=download, verify=verify, with_test=with_test)
@@ -314,52 +211,31 @@ def build_loaders(
     }
     if raw.test_images is not None and raw.test_labels is not None:
         splits["test"] = (raw.test_images, raw.test_labels)
-    evaluated = [s for s in ("val", "test") if s in splits]
-    if kind == "device":
-        train = DeviceLoader(
-            *splits["train"],
-            batch_size=batch_size,
-            mean=info.mean,
-            std=info.std,
-            device=device,
-            shuffle=True,
-            augment=info.augment,
-            seed=seed,
+    train = DeviceLoader(
+        *splits["train"],
+        batch_size=batch_size,
+        mean=info.mean,
+        std=info.std,
+        device=device,
+        shuffle=True,
+        augment=info.augment,
+        seed=seed,
+    )
+    evaluated = {
+        s: DeviceLoader(
+            *splits[s], batch_size=eval_batch_size, mean=info.mean, std=info.std, device=device
         )
-        eval_loaders: dict[str, DataLoader | DeviceLoader] = {
-            s: DeviceLoader(
-                *splits[s], batch_size=eval_batch_size, mean=info.mean, std=info.std, device=device
-            )
-            for s in evaluated
-        }
-    else:
-        pin_memory = device.type == "cuda"
-        train = EpochDataLoader(
-            _ImageDataset(*splits["train"], info, augment=info.augment),
-            batch_size=batch_size,
-            seed=seed,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-        )
-        eval_loaders = {
-            s: DataLoader(
-                _ImageDataset(*splits[s], info, augment=False),
-                batch_size=eval_batch_size,
-                shuffle=False,
-                num_workers=num_workers,
-                pin_memory=pin_memory,
-            )
-            for s in evaluated
-        }
+        for s in ("val", "test")
+        if s in splits
+    }
     return Loaders(
         train=train,
-        val=eval_loaders["val"],
-        test=eval_loaders.get("test"),
+        val=evaluated["val"],
+        test=evaluated.get("test"),
         info=info,
         n_train=len(train_idx),
         n_val=len(val_idx),
         n_test=0 if raw.test_labels is None else len(raw.test_labels),
-        kind=kind,
         train_indices=train_idx,
         val_indices=val_idx,
     )

@@ -24,7 +24,7 @@ EpochMetrics = dict[str, float]
 PathLike = str | os.PathLike[str]
 
 # Fields that change the numbers a run produces: a checkpoint is only resumed under a config
-# that agrees on all of them (where to write, how many workers, ... may change).
+# that agrees on all of them (where to write, the device, ... may change).
 RESULT_FIELDS = (
     "dataset",
     "model",
@@ -83,8 +83,6 @@ class TrainConfig:
     data_dir: PathLike | None = None
     download: bool = False
     verify: bool = True
-    loader: Literal["auto", "dataloader", "device"] = "auto"
-    num_workers: int = 0
     bf16: bool = False
     channels_last: bool = False
     train_subset: int | None = None
@@ -123,11 +121,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, but got {getattr(self, name)!r}")
-        for name in ("seed", "num_workers"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
-                raise ValueError(
-                    f"{name} must be a non-negative int, but got {getattr(self, name)!r}"
-                )
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, but got {self.seed!r}")
         if self.train_subset is not None and (
             not _is_int(self.train_subset) or self.train_subset < 1
         ):
@@ -137,10 +132,6 @@ class TrainConfig:
         if not _is_device(self.device):
             raise ValueError(
                 f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got {self.device!r}"
-            )
-        if self.loader not in ("auto", "dataloader", "device"):
-            raise ValueError(
-                f"loader must be 'auto', 'dataloader' or 'device', but got {self.loader!r}"
             )
         for name in _BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim.lr_scheduler import MultiStepLR
 from tqdm.auto import tqdm
 
-from data import build_loaders
+from data import DeviceLoader, build_loaders
 from models import create_model
 from optim import create_optimizer
 
@@ -43,8 +43,6 @@ LR_GAMMA = 0.1
 # The training loop reads its device-side loss/accuracy sums (one host-device sync, the
 # NaN/inf check and the progress-bar refresh) at most this often, and at the end of each epoch.
 _SYNC_INTERVAL_S = 0.5
-
-Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 def lr_milestones(epochs: int) -> list[int]:
@@ -102,8 +100,6 @@ def train(
         download=config.download,
         verify=config.verify,
         device=device,
-        loader=config.loader,
-        num_workers=config.num_workers,
         train_subset=config.train_subset,
         with_test=config.evaluate_test,
     )
@@ -115,7 +111,7 @@ def train(
     optimizer = create_optimizer(config.optimizer, model, **config.hparams)
     scheduler = MultiStepLR(optimizer, lr_milestones(config.epochs), gamma=LR_GAMMA)
 
-    identity = {**config.result_fields(), "loader": loaders.kind}
+    identity = config.result_fields()
     run = _RunState()
     checkpoint = None
     if config.checkpoint_dir is not None:
@@ -219,7 +215,7 @@ def _resolve_device(config: TrainConfig) -> torch.device:
 
 @dataclass
 class _Stepper:
-    """The per-batch work: device transfer, autocast, forward/backward, on-device sums."""
+    """The per-batch work: memory layout, autocast, forward/backward, on-device sums."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -227,12 +223,12 @@ class _Stepper:
     bf16: bool
     channels_last: bool
 
-    def _batches(self, loader: Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(self, loader: DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The loader's batches (already on the device), in channels-last layout if asked."""
         for images, labels in loader:
-            images = images.to(self.device, non_blocking=True)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield images, labels.to(self.device, non_blocking=True)
+            yield images, labels
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -240,7 +236,9 @@ class _Stepper:
     def _zeros(self, dtype: torch.dtype) -> torch.Tensor:
         return torch.zeros((), dtype=dtype, device=self.device)
 
-    def train_epoch(self, loader: Batches, bar: tqdm, epoch: int) -> tuple[float, float, float]:
+    def train_epoch(
+        self, loader: DeviceLoader, bar: tqdm, epoch: int
+    ) -> tuple[float, float, float]:
         """One pass over ``loader``; returns (mean loss, accuracy, images/s).
 
         Loss and correct counts are summed on the device and read back (one sync) only every
@@ -268,7 +266,7 @@ class _Stepper:
         return loss, acc, seen / (time.perf_counter() - started)
 
     @torch.no_grad()
-    def evaluate(self, loader: Batches) -> tuple[float, float]:
+    def evaluate(self, loader: DeviceLoader) -> tuple[float, float]:
         """(mean cross-entropy, accuracy) of the model in eval mode over ``loader``."""
         self.model.eval()
         loss_sum, correct = self._zeros(torch.float64), self._zeros(torch.int64)

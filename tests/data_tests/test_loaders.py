@@ -10,16 +10,18 @@ from data import CROP_PADDING, DeviceLoader, build_loaders, get_dataset_info
 
 from ..conftest import N_TEST, N_TRAIN, FakeSplits
 
-KINDS = ["dataloader", "device"]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"
+))]  # fmt: skip
 
 
-def _build(files: FakeSplits, name: str, kind: str = "dataloader", **kwargs):
-    return build_loaders(name, data_dir=files.root, verify=False, loader=kind, **kwargs)
+def _build(files: FakeSplits, name: str, **kwargs):
+    return build_loaders(name, data_dir=files.root, verify=False, **kwargs)
 
 
 def _epoch(loader) -> tuple[torch.Tensor, torch.Tensor]:
     batches = list(loader)
-    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+    return torch.cat([x for x, _ in batches]).cpu(), torch.cat([y for _, y in batches]).cpu()
 
 
 def _to_uint8(images: torch.Tensor, name: str) -> torch.Tensor:
@@ -54,11 +56,9 @@ def _multiset(images: torch.Tensor) -> list[tuple[float, ...]]:
     return sorted(map(tuple, images.flatten(1).tolist()))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
-def test_shapes_dtypes_and_batches(name: str, kind: str, all_files: dict[str, FakeSplits]) -> None:
-    loaders = _build(all_files[name], name, kind, batch_size=16, eval_batch_size=8)
-    assert loaders.kind == kind
+def test_shapes_dtypes_and_batches(name: str, all_files: dict[str, FakeSplits]) -> None:
+    loaders = _build(all_files[name], name, batch_size=16, eval_batch_size=8)
     n_train = N_TRAIN - 2
     assert len(loaders.train) == math.ceil(n_train / 16) == 3
     batches = list(loaders.train)
@@ -72,13 +72,10 @@ def test_shapes_dtypes_and_batches(name: str, kind: str, all_files: dict[str, Fa
     assert sum(len(y) for _, y in loaders.val) == loaders.n_val == 2
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
-def test_normalisation_of_test_pixels(
-    name: str, kind: str, all_files: dict[str, FakeSplits]
-) -> None:
+def test_normalisation_of_test_pixels(name: str, all_files: dict[str, FakeSplits]) -> None:
     files, info = all_files[name], get_dataset_info(name)
-    images, labels = _epoch(_build(files, name, kind).test)
+    images, labels = _epoch(_build(files, name).test)
     expected = files.test_images.astype(np.float64) / 255
     if info.mean is not None and info.std is not None:
         expected = (expected - np.reshape(info.mean, (-1, 1, 1))) / np.reshape(
@@ -90,9 +87,8 @@ def test_normalisation_of_test_pixels(
     np.testing.assert_array_equal(labels.numpy(), files.test_labels)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_val_is_unaugmented_train_images(kind: str, cifar10_files: FakeSplits) -> None:
-    loaders = _build(cifar10_files, "cifar10", kind, batch_size=4)
+def test_val_is_unaugmented_train_images(cifar10_files: FakeSplits) -> None:
+    loaders = _build(cifar10_files, "cifar10", batch_size=4)
     first, second = _epoch(loaders.val), _epoch(loaders.val)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
     val = loaders.val_indices.numpy()
@@ -100,22 +96,22 @@ def test_val_is_unaugmented_train_images(kind: str, cifar10_files: FakeSplits) -
     np.testing.assert_array_equal(first[1].numpy(), cifar10_files.train_labels[val])
 
 
-@pytest.mark.parametrize("name", ["cifar10", "svhn"])
-def test_device_and_dataloader_agree_on_val_and_test(
-    name: str, all_files: dict[str, FakeSplits]
-) -> None:
-    a = _build(all_files[name], name, "dataloader", batch_size=8, eval_batch_size=8)
-    b = _build(all_files[name], name, "device", batch_size=8, eval_batch_size=8)
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_seed_same_batches_on_every_device(device: str, cifar10_files: FakeSplits) -> None:
+    on_cpu = _build(cifar10_files, "cifar10", batch_size=8, seed=3)
+    there = _build(cifar10_files, "cifar10", batch_size=8, seed=3, device=device)
+    assert there.train.images.device.type == device
+    for _ in range(2):  # two epochs of augmented training batches
+        for (xa, ya), (xb, yb) in zip(on_cpu.train, there.train, strict=True):
+            assert torch.equal(ya, yb.cpu())
+            assert torch.equal(_to_uint8(xa, "cifar10"), _to_uint8(xb.cpu(), "cifar10"))
     for split in ("val", "test"):
-        batches_a, batches_b = list(getattr(a, split)), list(getattr(b, split))
-        assert len(batches_a) == len(batches_b)
-        for (xa, ya), (xb, yb) in zip(batches_a, batches_b, strict=True):
-            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        for (xa, ya), (xb, yb) in zip(getattr(on_cpu, split), getattr(there, split), strict=True):
+            assert torch.equal(ya, yb.cpu()) and torch.equal(xa, xb.cpu())
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_train_covers_the_train_split_once(kind: str, svhn_files: FakeSplits) -> None:
-    loaders = _build(svhn_files, "svhn", kind, batch_size=16)
+def test_train_covers_the_train_split_once(svhn_files: FakeSplits) -> None:
+    loaders = _build(svhn_files, "svhn", batch_size=16)
     first, second = _epoch(loaders.train), _epoch(loaders.train)
     assert not torch.equal(first[1], second[1]) or not torch.equal(first[0], second[0])  # shuffled
     train = svhn_files.train_images[loaders.train_indices.numpy()]
@@ -125,9 +121,8 @@ def test_train_covers_the_train_split_once(kind: str, svhn_files: FakeSplits) ->
     assert _multiset(_to_uint8(second[0], "svhn")) == expected
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_cifar_train_is_augmented_with_valid_crops(kind: str, cifar10_files: FakeSplits) -> None:
-    loaders = _build(cifar10_files, "cifar10", kind, batch_size=16)
+def test_cifar_train_is_augmented_with_valid_crops(cifar10_files: FakeSplits) -> None:
+    loaders = _build(cifar10_files, "cifar10", batch_size=16)
     train = torch.from_numpy(cifar10_files.train_images[loaders.train_indices.numpy()])
     first, second = _epoch(loaders.train), _epoch(loaders.train)
     assert _multiset(_to_uint8(first[0], "cifar10")) != _multiset(_to_uint8(second[0], "cifar10"))
@@ -138,34 +133,26 @@ def test_cifar_train_is_augmented_with_valid_crops(kind: str, cifar10_files: Fak
         assert any(_is_valid_crop(out, source) for source in sources)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_train_order_reproducible_per_epoch(kind: str, cifar10_files: FakeSplits) -> None:
-    loaders = _build(cifar10_files, "cifar10", kind, batch_size=16, seed=7)
+def test_train_order_reproducible_per_epoch(cifar10_files: FakeSplits) -> None:
+    loaders = _build(cifar10_files, "cifar10", batch_size=16, seed=7)
     epoch0, epoch1 = _epoch(loaders.train), _epoch(loaders.train)  # iter() advances the epoch
     assert not torch.equal(epoch0[0], epoch1[0])
-    resumed = _build(cifar10_files, "cifar10", kind, batch_size=16, seed=7)
+    resumed = _build(cifar10_files, "cifar10", batch_size=16, seed=7)
     resumed.train.set_epoch(1)
     replay1 = _epoch(resumed.train)
     resumed.train.set_epoch(0)
     replay0 = _epoch(resumed.train)
     for a, b in ((epoch0, replay0), (epoch1, replay1)):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    other_seed = _build(cifar10_files, "cifar10", kind, batch_size=16, seed=8)
+    other_seed = _build(cifar10_files, "cifar10", batch_size=16, seed=8)
     assert not torch.equal(_epoch(other_seed.train)[0], epoch0[0])
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_train_leaves_global_rng_alone(kind: str, cifar10_files: FakeSplits) -> None:
-    loaders = _build(cifar10_files, "cifar10", kind, batch_size=16)
+def test_train_leaves_global_rng_alone(cifar10_files: FakeSplits) -> None:
+    loaders = _build(cifar10_files, "cifar10", batch_size=16)
     state = torch.get_rng_state()
     _epoch(loaders.train)
     assert torch.equal(state, torch.get_rng_state())
-
-
-def test_dataloader_workers_reproduce_single_process(cifar10_files: FakeSplits) -> None:
-    single = _epoch(_build(cifar10_files, "cifar10", batch_size=16, num_workers=0).train)
-    workers = _epoch(_build(cifar10_files, "cifar10", batch_size=16, num_workers=2).train)
-    assert torch.equal(single[0], workers[0]) and torch.equal(single[1], workers[1])
 
 
 def test_device_loader_crops_each_image_from_its_source() -> None:
@@ -205,14 +192,10 @@ def test_train_subset(cifar10_files: FakeSplits) -> None:
         _build(cifar10_files, "cifar10", train_subset=N_TRAIN)
 
 
-def test_auto_picks_dataloader_on_cpu(cifar10_files: FakeSplits) -> None:
-    assert _build(cifar10_files, "cifar10", "auto").kind == "dataloader"
-
-
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"loader": "gpu"}, "loader must be"),
+        ({"eval_batch_size": -1}, "eval_batch_size must be a positive int"),
         ({"batch_size": 0}, "batch_size must be a positive int"),
         ({"seed": -1}, "seed must be a non-negative int"),
     ],
