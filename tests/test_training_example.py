@@ -8,6 +8,7 @@ under digits/resnet20), never the committed one, which export_best.py rewrites.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -205,3 +206,20 @@ def test_unknown_model_from_the_shell_has_no_traceback() -> None:
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "invalid choice: 'resnet50'" in proc.stderr
     assert all(name in proc.stderr for name in ("resnet18", "resnet20", "vgg16"))
+
+
+def test_off_a_terminal_progress_is_one_plain_line_per_epoch(table_flag: str) -> None:
+    argv = [arg for arg in TINY if arg != "--no-progress"]
+    proc = subprocess.run(
+        [sys.executable, "training_example.py", *argv, "--optimizer=sgd", table_flag],
+        cwd=ROOT,
+        capture_output=True,  # pipes, as a log file or a cluster job would give
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    for epoch in (1, 2):
+        assert sum(f"seed 0: epoch {epoch}/2 loss " in line for line in lines) == 1, lines

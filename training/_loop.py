@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -129,13 +130,17 @@ def train(
     status: Literal["completed", "diverged"] = "completed"
     reason = None
     steps_per_epoch = len(loaders.train)
+    desc = f"{config.optimizer} {config.model} {config.dataset} seed {config.seed}"
+    # Off a terminal (a log file, a cluster job) the bar's carriage-return redraws would pile
+    # up into one long line, so there the progress is one plain line per epoch instead.
+    epoch_lines = config.progress and not sys.stderr.isatty()
     with tqdm(
         total=config.epochs * steps_per_epoch,
         initial=run.epoch * steps_per_epoch,
-        desc=f"{config.optimizer} {config.model} {config.dataset} seed {config.seed}",
+        desc=desc,
         unit="batch",
         dynamic_ncols=True,
-        disable=not config.progress,
+        disable=not config.progress or epoch_lines,
     ) as bar:
         for epoch in range(run.epoch, config.epochs):
             epoch_started = time.perf_counter()
@@ -161,10 +166,13 @@ def train(
                 "seconds": time.perf_counter() - epoch_started,
             }
             run.record(metrics, model)
-            bar.set_postfix_str(
+            summary = (
                 f"epoch {epoch + 1}/{config.epochs} loss {train_loss:.4f} "
                 f"acc {train_acc:.2%} val {val_acc:.2%} {images_per_s:.0f} img/s"
             )
+            bar.set_postfix_str(summary)
+            if epoch_lines:
+                print(f"{desc}: {summary}", file=sys.stderr, flush=True)
             if checkpoint is not None:
                 save_checkpoint(
                     checkpoint, _checkpoint_state(run, identity, model, optimizer, scheduler)
