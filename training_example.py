@@ -78,6 +78,9 @@ def _parser() -> _Parser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory (CUDA only)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the model and the optimizer step"
+    )
     parser.add_argument("--train-subset", type=int, help="train on the first N training images")
     parser.add_argument("--output", type=Path, help="directory for results and checkpoints")
     parser.add_argument(
@@ -177,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
                 download=args.download,
                 bf16=args.bf16,
                 channels_last=args.channels_last,
+                compile=args.compile,
                 train_subset=args.train_subset,
                 checkpoint_dir=run_dir,
                 resume=args.resume,

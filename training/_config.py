@@ -24,7 +24,9 @@ EpochMetrics = dict[str, float]
 PathLike = str | os.PathLike[str]
 
 # Fields that change the numbers a run produces: a checkpoint is only resumed under a config
-# that agrees on all of them (where to write, the device, ... may change).
+# that agrees on all of them (where to write, the device, ... may change). ``compile`` is not
+# one: like a change of device it moves results by float rounding only, and a compiled run's
+# checkpoint is an eager run's, so a run may resume with or without it.
 RESULT_FIELDS = (
     "dataset",
     "model",
@@ -44,6 +46,7 @@ _BOOL_FIELDS = (
     "verify",
     "bf16",
     "channels_last",
+    "compile",
     "evaluate_test",
     "resume",
     "progress",
@@ -66,6 +69,7 @@ class TrainConfig:
     ``hparams`` are the optimizer's keyword arguments (lr, weight_decay, betas, momentum, eps).
     ``device="auto"`` is CUDA when available, else CPU; ``bf16`` (autocast) and
     ``channels_last`` need CUDA and are rejected on CPU rather than silently ignored.
+    ``compile`` runs the model and the optimizer step through ``torch.compile``.
     ``evaluate_test=False`` never reads the test split. ``checkpoint_dir`` receives a
     checkpoint after every epoch, which ``resume=True`` continues from (a fresh start if there
     is none yet). ``metrics_path`` receives one JSON object per epoch. Paths are stored as
@@ -85,6 +89,7 @@ class TrainConfig:
     verify: bool = True
     bf16: bool = False
     channels_last: bool = False
+    compile: bool = False
     train_subset: int | None = None
     evaluate_test: bool = True
     checkpoint_dir: PathLike | None = None

@@ -127,6 +127,12 @@ def train(
         metrics_path.write_text("".join(json.dumps(m) + "\n" for m in run.history))
 
     stepper = _Stepper(model, optimizer, device, config.bf16, config.channels_last)
+    if config.compile:
+        # As torch's tutorials do: the forward (and its backward) and the optimizer step are
+        # compiled apart. Both wrap the same model and optimizer, so state_dicts and
+        # checkpoints are an eager run's. A new lr (a milestone) may recompile the step.
+        stepper.forward = torch.compile(model)
+        stepper.step = torch.compile(optimizer.step)
     status: Literal["completed", "diverged"] = "completed"
     reason = None
     steps_per_epoch = len(loaders.train)
@@ -223,13 +229,21 @@ def _resolve_device(config: TrainConfig) -> torch.device:
 
 @dataclass
 class _Stepper:
-    """The per-batch work: memory layout, autocast, forward/backward, on-device sums."""
+    """The per-batch work: memory layout, autocast, forward/backward, on-device sums.
+
+    ``forward`` and ``step`` are the model's and the optimizer's, or compiled versions of them.
+    """
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     device: torch.device
     bf16: bool
     channels_last: bool
+    forward: Callable[[torch.Tensor], torch.Tensor] = field(init=False)
+    step: Callable[[], Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.forward, self.step = self.model, self.optimizer.step
 
     def _batches(self, loader: DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The loader's batches (already on the device), in channels-last layout if asked."""
@@ -258,11 +272,11 @@ class _Stepper:
         seen = unreported = 0
         for images, labels in self._batches(loader):
             with self._autocast():
-                logits = self.model(images)
+                logits = self.forward(images)
                 loss = F.cross_entropy(logits, labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            self.step()
             loss_sum.add_(loss.detach(), alpha=labels.numel())
             correct.add_((logits.argmax(dim=1) == labels).sum())
             seen += labels.numel()
@@ -281,7 +295,7 @@ class _Stepper:
         seen = 0
         for images, labels in self._batches(loader):
             with self._autocast():
-                logits = self.model(images)
+                logits = self.forward(images)
                 loss_sum.add_(F.cross_entropy(logits, labels, reduction="sum"))
             correct.add_((logits.argmax(dim=1) == labels).sum())
             seen += labels.numel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import subprocess
 import sys
@@ -264,6 +265,24 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path: Path) -> None:
     train(tiny_config(epochs=1, checkpoint_dir=tmp_path))
     with pytest.raises(ValueError, match=r"seed must be 0 to resume the checkpoint .*, but got 1"):
         train(tiny_config(epochs=1, checkpoint_dir=tmp_path, resume=True, seed=1))
+
+
+@pytest.mark.slow
+def test_compiled_epoch_is_close_to_eager_and_resumes_without_compile(tmp_path: Path) -> None:
+    config = tiny_config(epochs=2, checkpoint_dir=tmp_path, resume=True)
+
+    def stop_after_first(epoch: int, metrics: dict[str, float]) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(dataclasses.replace(config, compile=True), on_epoch=stop_after_first)
+    compiled = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["history"][0]
+    eager = train(tiny_config(epochs=2)).history[0]
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        assert math.isfinite(compiled[key]), key
+        assert compiled[key] == pytest.approx(eager[key], rel=1e-2, abs=1e-2), key
+    resumed = train(config)  # without compile, from the compiled run's checkpoint
+    assert resumed.status == "completed" and resumed.epochs_run == 2
 
 
 @pytest.mark.parametrize("flag", ["bf16", "channels_last"])
