@@ -32,6 +32,13 @@ def _bias_corrections(step: float, beta1: float, beta2: float) -> tuple[float, f
     return 1 - beta1**step, 1 - beta2**step
 
 
+def _bias_correction(beta: float, step: Tensor) -> Tensor:
+    """1 − β^t in float64, as Python computes it. β enters through tensor arithmetic rather than
+    as pow's Python base, so under torch.compile a scheduled β is a graph input, not a constant."""
+    t = step.to(torch.float64)
+    return 1 - (t * 0 + beta) ** t
+
+
 def adam_family_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -41,25 +48,30 @@ def adam_family_reference(
     layouts: list[FilterLayout | None],
     *,
     mode: str,
-    lr: float,
+    lr: float | Tensor,
     beta1: float,
     beta2: float,
     eps: float,
     weight_decay: float,
 ) -> None:
-    """One step, tensor by tensor, written as the spec states it."""
+    """One step, tensor by tensor, written as the spec states it.
+
+    It is also the form torch.compile traces: the step count and the hyperparameters enter only
+    through tensor arithmetic (no ``.item()``, no Python-scalar keyword arguments), so nothing
+    the optimizer or a scheduler changes between steps is baked into the graph.
+    """
     for p, grad, m, v, step, layout in zip(
         params, grads, exp_avgs, exp_avg_sqs, steps, layouts, strict=True
     ):
         step += 1
-        bc1, bc2 = _bias_corrections(step.item(), beta1, beta2)
+        bc1, bc2 = _bias_correction(beta1, step), _bias_correction(beta2, step)
         sphere = mode == "adamg" and layout is not None
-        g = grad if weight_decay == 0 or sphere else grad.add(p, alpha=weight_decay)
-        m.lerp_(g, 1 - beta1)
+        g = grad if weight_decay == 0 or sphere else grad + weight_decay * p
+        m.mul_(beta1).add_((1 - beta1) * g)
         if layout is None:
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
-            p.addcdiv_(m, denom, value=-lr / bc1)
+            v.mul_(beta2).add_((1 - beta2) * g * g)
+            denom = v.sqrt() / bc2.sqrt() + eps
+            p.sub_(lr / bc1 * m / denom)
             continue
 
         dtype = stat_dtype(p.dtype)
@@ -68,8 +80,8 @@ def adam_family_reference(
             return (a.to(dtype) * b.to(dtype)).sum(layout.reduce_dims, keepdim=True)
 
         v_unit = v.view(layout.keep_shape)
-        v_unit.mul_(beta2).add_(dot(g, g), alpha=1 - beta2)
-        denom = v_unit.to(dtype).sqrt() / math.sqrt(bc2) + eps
+        v_unit.mul_(beta2).add_((1 - beta2) * dot(g, g))
+        denom = v_unit.to(dtype).sqrt() / bc2.sqrt() + eps
         scale = lr / bc1 * (1.0 if sphere else math.sqrt(layout.size))
         x_old = p.clone()
         p.sub_(m.to(dtype) * (scale / denom))
@@ -132,18 +144,19 @@ def _adam_units(
     """Units of several small tensors at once, or of one large tensor: a few reductions, the
     scalar maths on one flat vector of per-unit values, then three or four in-place passes.
 
-    With s the per-unit step, x_new = x − s·m, so every inner product the rescaling and transport
-    need follows from ‖x‖², ⟨x, m⟩, ‖m‖² taken before the update (the spec's performance hint).
+    With s the per-unit step, x_new = x − s·m and x_old = x_new + s·m, so the transported moment
+    (⟨x_old, x_new⟩·m − ⟨m, x_new⟩·x_old)/n equals (‖x_new‖²·m − ⟨m, x_new⟩·x_new)/n. Those two
+    sums are taken after the update: expanding ‖x_new‖² from sums taken before it multiplies
+    s² by ‖m‖², which is 0·inf when huge float32 gradients overflow ‖m‖².
     """
     batch = ws.batch(layouts, params[0])
     sphere = mode == "adamg"
     grads = _decayed(grads, params, 0.0 if sphere else weight_decay, ws)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    # ‖g‖² always; ‖x‖², ‖m‖², ⟨x, m⟩ for the transport, all taken before the update.
     if mode == "adams":
         (gg,), _ = batch.reduce([grads])
     else:
-        (gg, xx, mm), (xm,) = batch.reduce([grads, params, exp_avgs], [(1, 2)])
+        (gg, xx), _ = batch.reduce([grads, params])  # ‖x_old‖² for R, or AdamG's ‖x_old‖
     v = torch.cat([s.reshape(-1) for s in exp_avg_sqs]).to(batch.dtype)
     v.mul_(beta2).add_(gg, alpha=1 - beta2)
     step = batch.per_tensor([lr / bc1 for bc1, _ in bcs])
@@ -151,26 +164,19 @@ def _adam_units(
     s = v.sqrt().mul_(inv_sqrt_bc2).add_(eps).reciprocal_().mul_(step)
     if not sphere:
         s.mul_(batch.sqrt_d)
+    torch._foreach_addcmul_(params, exp_avgs, batch.keep(s.neg_()))
     if mode != "adams":
-        b = (xx - 2 * s * xm + s * s * mm).clamp_(min=0)  # ‖x_new‖²
-        c = xx - s * xm  # ⟨x_old, x_new⟩
-        e = xm - s * mm  # ⟨m, x_new⟩
+        (b,), (e,) = batch.reduce([params, exp_avgs], [(0, 1)], norms=(0,))
         if sphere:
             inv = 1 / (xx.sqrt() * b.sqrt() + eps)
         else:
             inv = 1 / (b + eps)
             v.mul_(xx * inv)
-        # m' = (c·m − e·x_old)·inv with x_old = x_new + s·m.
-        k_m = (c - e * s) * inv
-        k_x = -e * inv
+        torch._foreach_mul_(exp_avgs, batch.keep(b * inv))
+        torch._foreach_addcmul_(exp_avgs, params, batch.keep(e.mul_(inv).neg_()))
+        if sphere:
+            torch._foreach_mul_(params, batch.keep(1 / (b.sqrt() + eps)))
     torch._foreach_copy_(exp_avg_sqs, batch.stat(v))
-    torch._foreach_addcmul_(params, exp_avgs, batch.keep(s.neg_()))
-    if mode == "adams":
-        return
-    torch._foreach_mul_(exp_avgs, batch.keep(k_m))
-    torch._foreach_addcmul_(exp_avgs, params, batch.keep(k_x))
-    if sphere:
-        torch._foreach_mul_(params, batch.keep(1 / (b.sqrt() + eps)))
 
 
 def adam_family_foreach(

@@ -37,24 +37,36 @@ class FilterLayout:
         return self.channel_dims == tuple(range(len(self.channel_dims)))
 
 
-@functools.lru_cache(maxsize=1024)
-def filter_layout(
+def _filter_layout(
     shape: tuple[int, ...], channel_dims: tuple[int, ...] | None
 ) -> FilterLayout | None:
-    """The layout of a parameter of ``shape``, or None when it is updated element-wise."""
+    # List comprehensions only: Dynamo cannot pass a generator to a builtin without a break.
     if not channel_dims:
         return None
     ndim = len(shape)
     dims = tuple(sorted({d % ndim for d in channel_dims}))
-    reduce_dims = tuple(d for d in range(ndim) if d not in dims)
-    size = math.prod(shape[d] for d in reduce_dims)
+    reduce_dims = tuple([d for d in range(ndim) if d not in dims])
+    size = math.prod([shape[d] for d in reduce_dims])
     if size <= 1:
         return None
-    stat_shape = tuple(shape[d] for d in dims)
-    keep_shape = tuple(s if d in dims else 1 for d, s in enumerate(shape))
+    stat_shape = tuple([shape[d] for d in dims])
+    keep_shape = tuple([s if d in dims else 1 for d, s in enumerate(shape)])
     return FilterLayout(
         dims, reduce_dims, math.prod(stat_shape), size, stat_shape, keep_shape, tuple(shape)
     )
+
+
+_cached_filter_layout = functools.lru_cache(maxsize=1024)(_filter_layout)
+
+
+def filter_layout(
+    shape: tuple[int, ...], channel_dims: tuple[int, ...] | None
+) -> FilterLayout | None:
+    """The layout of a parameter of ``shape``, or None when it is updated element-wise."""
+    if torch.compiler.is_compiling():
+        # Dynamo traces through lru_cache anyway, with a warning; shapes are static there.
+        return _filter_layout(shape, channel_dims)
+    return _cached_filter_layout(shape, channel_dims)
 
 
 def stat_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -75,9 +87,29 @@ def _check_range(name: str, value: Any, low: float, high: float | None = None) -
         raise ValueError(f"Invalid {name}: {value}")
 
 
+def _one_element(lr: Tensor) -> Tensor:
+    if lr.numel() != 1 or not lr.is_floating_point():
+        raise ValueError(
+            f"Invalid learning rate: a tensor lr must be one floating-point element, but got "
+            f"shape {tuple(lr.shape)} and dtype {lr.dtype}"
+        )
+    return lr
+
+
+def group_lr(group: dict[str, Any]) -> float | Tensor:
+    """``group["lr"]`` as the step uses it: a float eagerly; a tensor lr stays a tensor under
+    torch.compile, so a scheduler that fills it in place changes no guard."""
+    lr = group["lr"]
+    if not isinstance(lr, Tensor):
+        return lr
+    lr = _one_element(lr)
+    return lr.reshape(()) if torch.compiler.is_compiling() else lr.item()
+
+
 def validate_hyperparameters(group: dict[str, Any]) -> None:
     """Raise ValueError naming the rule and the value, in PyTorch's wording where it has one."""
-    _check_range("learning rate", group["lr"], 0.0)
+    lr = group["lr"]
+    _check_range("learning rate", _one_element(lr).item() if isinstance(lr, Tensor) else lr, 0.0)
     if "eps" in group:
         _check_range("epsilon value", group["eps"], 0.0)
     _check_range("weight_decay value", group["weight_decay"], 0.0)
@@ -96,6 +128,12 @@ def validate_hyperparameters(group: dict[str, Any]) -> None:
         raise ValueError(
             f"Invalid channel_wise: must be True or False, but got {group['channel_wise']!r}"
         )
+    for p in group["params"]:
+        if p.is_complex():
+            raise ValueError(
+                f"Invalid parameter: complex tensors are not supported (the per-filter geometry "
+                f"is defined for real weights), but got shape {tuple(p.shape)} of {p.dtype}"
+            )
     dims = group.get("channel_dims")
     if dims is None:
         return
@@ -124,8 +162,10 @@ def group_by_device_and_dtype(
 class SphericalOptimizer(Optimizer):
     """Base class: the PyTorch optimizer skeleton plus ``channel_wise``/``channel_dims`` groups.
 
-    Subclasses implement ``_init_state(p, state, layout)`` and ``_update(group, params, grads,
-    states, layouts, foreach)``.
+    Subclasses implement ``_init_group(group, params, grads, *state_lists)``, which creates the
+    lazy state and fills the lists (torch's name and shape: under torch.compile Dynamo runs it
+    eagerly, outside the graph, so the graph never changes once state exists), and
+    ``_step_group(group)``, which calls it and runs the update.
     """
 
     _name = "SphericalOptimizer"
@@ -150,20 +190,28 @@ class SphericalOptimizer(Optimizer):
             group.setdefault("channel_wise", False)
             group.setdefault("channel_dims", None)
             group.setdefault("foreach", None)
+        for p_state in self.state.values():
+            # torch's older state dicts (which its own tests load) keep `step` as a number.
+            if "step" in p_state and not torch.is_tensor(p_state["step"]):
+                p_state["step"] = torch.tensor(float(p_state["step"]), dtype=torch.float32)
 
-    def _init_state(self, p: Tensor, state: dict[str, Any], layout: FilterLayout | None) -> None:
+    def _step_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _update(
-        self,
-        group: dict[str, Any],
-        params: list[Tensor],
-        grads: list[Tensor],
-        states: list[dict[str, Any]],
-        layouts: list[FilterLayout | None],
-        foreach: bool,
-    ) -> None:
-        raise NotImplementedError
+    def _layouts(self, group: dict[str, Any], params: list[Tensor]) -> list[FilterLayout | None]:
+        channel_dims = group_channel_dims(group)
+        return [filter_layout(tuple(p.shape), channel_dims) for p in params]
+
+    def _check_grad(self, p: Tensor) -> None:
+        if p.grad.is_sparse:
+            raise RuntimeError(f"{self._name} does not support sparse gradients")
+
+    def _use_foreach(self, group: dict[str, Any]) -> bool:
+        """The eager implementation to run; under torch.compile the per-tensor form is traced
+        (Inductor fuses it; the foreach path's host-side planning would only stand in its way)."""
+        if torch.compiler.is_compiling():
+            return False
+        return group["foreach"] if group["foreach"] is not None else True
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
@@ -177,24 +225,7 @@ class SphericalOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            channel_dims = group_channel_dims(group)
-            params, grads, states, layouts = [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError(f"{self._name} does not support sparse gradients")
-                layout = filter_layout(tuple(p.shape), channel_dims)
-                state = self.state[p]
-                if len(state) == 0:
-                    self._init_state(p, state, layout)
-                params.append(p)
-                grads.append(p.grad)
-                states.append(state)
-                layouts.append(layout)
-            if params:
-                foreach = group["foreach"] if group["foreach"] is not None else True
-                self._update(group, params, grads, states, layouts, foreach)
+            self._step_group(group)
         return loss
 
 

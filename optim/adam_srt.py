@@ -15,7 +15,15 @@ from typing import Any
 from torch import Tensor
 
 from ._adam_family import adam_family_foreach, adam_family_reference
-from ._base import FilterLayout, SphericalOptimizer, new_step, zeros_like_param, zeros_stat
+from ._base import (
+    SphericalOptimizer,
+    filter_layout,
+    group_channel_dims,
+    group_lr,
+    new_step,
+    zeros_like_param,
+    zeros_stat,
+)
 from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
 
 __all__ = ["AdamS", "AdamSRT"]
@@ -49,31 +57,48 @@ class AdamFamily(SphericalOptimizer):
         }
         super().__init__(params, defaults)
 
-    def _init_state(self, p: Tensor, state: dict[str, Any], layout: FilterLayout | None) -> None:
-        state["step"] = new_step()
-        state["exp_avg"] = zeros_like_param(p)
-        state["exp_avg_sq"] = zeros_stat(p, layout)
-
-    def _update(
+    def _init_group(
         self,
         group: dict[str, Any],
         params: list[Tensor],
         grads: list[Tensor],
-        states: list[dict[str, Any]],
-        layouts: list[FilterLayout | None],
-        foreach: bool,
+        exp_avgs: list[Tensor],
+        exp_avg_sqs: list[Tensor],
+        steps: list[Tensor],
     ) -> None:
+        channel_dims = group_channel_dims(group)
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            self._check_grad(p)
+            state = self.state[p]
+            if len(state) == 0:
+                state["step"] = new_step()
+                state["exp_avg"] = zeros_like_param(p)
+                state["exp_avg_sq"] = zeros_stat(p, filter_layout(tuple(p.shape), channel_dims))
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            steps.append(state["step"])
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+        self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, steps)
+        if not params:
+            return
         beta1, beta2 = group["betas"]
+        foreach = self._use_foreach(group)
         extra = {"workspace": self._workspace} if foreach else {}
         (adam_family_foreach if foreach else adam_family_reference)(
             params,
             grads,
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [s["step"] for s in states],
-            layouts,
+            exp_avgs,
+            exp_avg_sqs,
+            steps,
+            self._layouts(group, params),
             mode=self._mode,
-            lr=group["lr"],
+            lr=group_lr(group),
             beta1=beta1,
             beta2=beta2,
             eps=group["eps"],

@@ -19,8 +19,10 @@ from ._base import (
     SphericalOptimizer,
     Workspace,
     group_by_device_and_dtype,
+    group_lr,
     split_by_size,
     stat_dtype,
+    zeros_like_param,
 )
 from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
 
@@ -28,30 +30,34 @@ __all__ = ["SGDMRT"]
 
 
 def _momentum(
-    grads: list[Tensor], params: list[Tensor], states: list[dict],
-    *, weight_decay: float, momentum: float, dampening: float,
+    grads: list[Tensor], params: list[Tensor], bufs: list[Tensor | None],
+    *, weight_decay: float, momentum: float, dampening: float, fold: bool,
 ) -> list[Tensor]:  # fmt: skip
-    """b ← μ·b + (1 − dampening)·(g + λx), in place; at the first step b = g + λx, as
-    torch.optim.SGD. The decay is folded into the buffer: no full-size temporary."""
-    bufs: list[Tensor] = []
-    old_b, old_g, old_p = [], [], []
-    for g, p, state in zip(grads, params, states, strict=True):
-        buf = state["momentum_buffer"]
-        if buf is None:
-            buf = state["momentum_buffer"] = g.detach().clone()
-            if weight_decay != 0:
-                buf.add_(p, alpha=weight_decay)
-        else:
-            old_b.append(buf)
-            old_g.append(g)
-            old_p.append(p)
-        bufs.append(buf)
-    if old_b:
+    """b ← μ·b + (1 − dampening)·(g + λx), in place; a missing buffer starts as g + λx, as
+    torch.optim.SGD. With ``fold`` the decay goes into the buffer as its own pass (no full-size
+    temporary, for large tensors); without, the ops are torch's multi-tensor SGD's, so
+    element-wise tensors match it bit for bit."""
+    decay = weight_decay != 0
+    if decay and not fold:
+        grads = list(torch._foreach_add(grads, params, alpha=weight_decay))
+    out = list(bufs)
+    old = []
+    for i, buf in enumerate(bufs):
+        if buf is not None:
+            old.append(i)
+            continue
+        out[i] = torch.clone(grads[i]).detach()
+        if decay and fold:
+            out[i].add_(params[i], alpha=weight_decay)
+    if old:
+        old_b = [out[i] for i in old]
         torch._foreach_mul_(old_b, momentum)
-        torch._foreach_add_(old_b, old_g, alpha=1 - dampening)
-        if weight_decay != 0:
-            torch._foreach_add_(old_b, old_p, alpha=weight_decay * (1 - dampening))
-    return bufs
+        torch._foreach_add_(old_b, [grads[i] for i in old], alpha=1 - dampening)
+        if decay and fold:
+            torch._foreach_add_(
+                old_b, [params[i] for i in old], alpha=weight_decay * (1 - dampening)
+            )
+    return out
 
 
 def _transport(
@@ -71,19 +77,22 @@ def _transport(
 
 
 def sgd_mrt_reference(
-    params: list[Tensor], grads: list[Tensor], states: list[dict], layouts: list[FilterLayout | None],
-    *, lr: float, momentum: float, dampening: float, weight_decay: float,
+    params: list[Tensor], grads: list[Tensor], momentum_buffers: list[Tensor | None],
+    layouts: list[FilterLayout | None],
+    *, lr: float | Tensor, momentum: float, dampening: float, weight_decay: float,
 ) -> None:  # fmt: skip
-    """One step, tensor by tensor, written as the spec states it."""
-    for p, grad, state, layout in zip(params, grads, states, layouts, strict=True):
-        g = grad if weight_decay == 0 else grad.add(p, alpha=weight_decay)
-        buf = state.get("momentum_buffer")
+    """One step, tensor by tensor, written as the spec states it; new buffers are stored into
+    ``momentum_buffers``. Also the form torch.compile traces (hyperparameters enter only
+    through tensor arithmetic, so a scheduler's changes are not baked into the graph)."""
+    for i, (p, grad, layout) in enumerate(zip(params, grads, layouts, strict=True)):
+        g = grad if weight_decay == 0 else grad + weight_decay * p
+        buf = momentum_buffers[i]
         if buf is None:
-            buf = state["momentum_buffer"] = g.detach().clone()
+            buf = momentum_buffers[i] = g.clone()
         else:
-            buf.mul_(momentum).add_(g, alpha=1 - dampening)
+            buf.mul_(momentum).add_((1 - dampening) * g)
         if layout is None:
-            p.add_(buf, alpha=-lr)
+            p.sub_(lr * buf)
             continue
         dtype = stat_dtype(p.dtype)
 
@@ -91,7 +100,7 @@ def sgd_mrt_reference(
             return (a.to(dtype) * b.to(dtype)).sum(layout.reduce_dims, keepdim=True)
 
         x_old = p.clone()
-        p.add_(buf, alpha=-lr)
+        p.sub_(lr * buf)
         c, e, n = dot(x_old, p), dot(buf, p), dot(p, p)
         # A zero-norm filter has no direction to transport along: it keeps its buffer.
         safe = n > 0
@@ -101,27 +110,35 @@ def sgd_mrt_reference(
 
 
 def sgd_mrt_foreach(
-    params: list[Tensor], grads: list[Tensor], states: list[dict], layouts: list[FilterLayout | None],
+    params: list[Tensor], grads: list[Tensor], momentum_buffers: list[Tensor | None],
+    layouts: list[FilterLayout | None],
     *, lr: float, momentum: float, dampening: float, weight_decay: float,
     workspace: Workspace | None = None,
 ) -> None:  # fmt: skip
     """The same step as :func:`sgd_mrt_reference` with multi-tensor kernels."""
     ws = workspace or Workspace()
     hp = {"weight_decay": weight_decay, "momentum": momentum, "dampening": dampening}
-    for _, (p_, g_, st_, lay_) in group_by_device_and_dtype(params, grads, states, layouts):
+    for idx, (p_, g_, b_, lay_) in group_by_device_and_dtype(
+        params, grads, momentum_buffers, layouts
+    ):
         plain, small, single = split_by_size(lay_, p_)
         batched = plain + small
         if batched:
             ps = [p_[i] for i in batched]
-            bufs = _momentum([g_[i] for i in batched], ps, [st_[i] for i in batched], **hp)
+            bufs = _momentum(
+                [g_[i] for i in batched], ps, [b_[i] for i in batched], fold=False, **hp
+            )
             torch._foreach_add_(ps, bufs, alpha=-lr)
             if small:
                 n = len(plain)
                 _transport(ps[n:], bufs[n:], [lay_[i] for i in small], ws)
+            for i, buf in zip(batched, bufs, strict=True):
+                momentum_buffers[idx[i]] = buf
         for i in single:  # one at a time, every pass while the tensor is in cache
-            bufs = _momentum([g_[i]], [p_[i]], [st_[i]], **hp)
+            bufs = _momentum([g_[i]], [p_[i]], [b_[i]], fold=True, **hp)
             torch._foreach_add_([p_[i]], bufs, alpha=-lr)
             _transport([p_[i]], bufs, [lay_[i]], ws)
+            momentum_buffers[idx[i]] = bufs[0]
 
 
 class SGDMRT(SphericalOptimizer):
@@ -150,30 +167,46 @@ class SGDMRT(SphericalOptimizer):
         }
         super().__init__(params, defaults)
 
-    def _init_state(self, p: Tensor, state: dict[str, Any], layout: FilterLayout | None) -> None:
-        state["momentum_buffer"] = None
-
-    def _update(
+    def _init_group(
         self,
         group: dict[str, Any],
         params: list[Tensor],
         grads: list[Tensor],
-        states: list[dict[str, Any]],
-        layouts: list[FilterLayout | None],
-        foreach: bool,
+        momentum_buffers: list[Tensor | None],
     ) -> None:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            self._check_grad(p)
+            state = self.state[p]
+            if state.get("momentum_buffer") is None and group["dampening"] == 0:
+                # μ·0 + g is exactly g, torch's first step: with the buffer made here, the
+                # compiled step is the same graph from the first step on.
+                state["momentum_buffer"] = zeros_like_param(p)
+            params.append(p)
+            grads.append(p.grad)
+            momentum_buffers.append(state.get("momentum_buffer"))
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        params, grads, momentum_buffers = [], [], []
+        self._init_group(group, params, grads, momentum_buffers)
+        if not params:
+            return
+        foreach = self._use_foreach(group)
         extra = {"workspace": self._workspace} if foreach else {}
         (sgd_mrt_foreach if foreach else sgd_mrt_reference)(
             params,
             grads,
-            states,
-            layouts,
-            lr=group["lr"],
+            momentum_buffers,
+            self._layouts(group, params),
+            lr=group_lr(group),
             momentum=group["momentum"],
             dampening=group["dampening"],
             weight_decay=group["weight_decay"],
             **extra,
         )
+        for p, buf in zip(params, momentum_buffers, strict=True):
+            self.state[p]["momentum_buffer"] = buf
 
 
 SGDMRT.__doc__ = rf"""Implements SGDMRT: SGD with momentum, Rescaling and Transport of the buffer.
