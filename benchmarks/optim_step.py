@@ -3,8 +3,12 @@ gradients: every optimizer of the project against torch.optim.Adam(foreach=True)
 torch.optim.SGD(foreach=True), measured in the same run, plus optimizer-state bytes.
 
     python benchmarks/optim_step.py [--device cuda] [--models resnet20 resnet18] [--repeats 5]
+    python benchmarks/optim_step.py --compile   # torch.compile(opt.step) on both sides
 
 Ratios are medians of interleaved repeats, so drift of the machine hits every optimizer alike.
+With ``--compile`` every step (ours and torch's) is ``torch.compile(opt.step)``; the time of the
+first three calls (tracing, compilation, and torch's recompile after lazy state creation) is
+reported apart, and nothing is timed until all optimizers are compiled.
 """
 
 from __future__ import annotations
@@ -50,26 +54,29 @@ def _state_bytes(opt: torch.optim.Optimizer) -> int:
 
 
 def _timer(
-    name: str, model_name: str, device: torch.device, steps: int
-) -> tuple[Callable[[], float], int]:
+    name: str, model_name: str, device: torch.device, steps: int, compile: bool
+) -> tuple[Callable[[], float], int, float]:
     model = create_model(model_name, num_classes=10).to(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     for p in model.parameters():
         p.grad = (torch.randn(p.shape, generator=gen) * 1e-2).to(device)
     opt = create_optimizer(name, model, **HPARAMS[name])
-    for _ in range(3):  # warm-up, and lazy state creation
-        opt.step()
+    step = torch.compile(opt.step) if compile else opt.step
+    start = time.perf_counter()
+    for _ in range(3):  # warm-up: lazy state creation, and compilation
+        step()
     _sync(device)
+    warmup_s = time.perf_counter() - start
 
     def run() -> float:
         _sync(device)
         start = time.perf_counter()
         for _ in range(steps):
-            opt.step()
+            step()
         _sync(device)
         return (time.perf_counter() - start) / steps * 1e3
 
-    return run, _state_bytes(opt)
+    return run, _state_bytes(opt), warmup_s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,28 +85,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["resnet20", "resnet18"])
     parser.add_argument("--optimizers", nargs="+", default=list(HPARAMS))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--compile", action="store_true", help="time torch.compile(opt.step) on both sides"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    mode = "compiled step" if args.compile else "eager step"
     print(
-        f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}"
+        f"device: {device} ({name}), torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, {mode}"
     )
     for model_name in args.models:
         steps = 20 if model_name == "resnet20" or device.type == "cuda" else 5
-        timers = {n: _timer(n, model_name, device, steps) for n in args.optimizers}
+        timers = {n: _timer(n, model_name, device, steps, args.compile) for n in args.optimizers}
         samples: dict[str, list[float]] = {n: [] for n in timers}
         for _ in range(args.repeats):
             for n, (run, _) in timers.items():
                 samples[n].append(run())
         median = {n: statistics.median(s) for n, s in samples.items()}
         print(f"\n{model_name} ({steps} steps x {args.repeats} repeats, median ms/step)")
-        print(f"{'optimizer':<10} {'ms/step':>9} {'baseline':>9} {'ratio':>7} {'state MiB':>10}")
+        print(
+            f"{'optimizer':<10} {'ms/step':>9} {'baseline':>9} {'ratio':>7} {'state MiB':>10} "
+            f"{'warm-up s':>10}"
+        )
         for n in timers:
             base = BASELINE.get(n)
             ratio = f"{median[n] / median[base]:.2f}x" if base in median else "-"
             print(
                 f"{n:<10} {median[n]:>9.3f} {base or '-':>9} {ratio:>7} "
-                f"{timers[n][1] / 2**20:>10.2f}"
+                f"{timers[n][1] / 2**20:>10.2f} {timers[n][2]:>10.1f}"
             )
     return 0
 

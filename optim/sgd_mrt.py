@@ -94,14 +94,13 @@ def sgd_mrt_reference(
         if layout is None:
             p.sub_(lr * buf)
             continue
-        dtype = stat_dtype(p.dtype)
-
-        def dot(a: Tensor, b: Tensor, layout: FilterLayout = layout, dtype=dtype) -> Tensor:
-            return (a.to(dtype) * b.to(dtype)).sum(layout.reduce_dims, keepdim=True)
-
         x_old = p.clone()
         p.sub_(lr * buf)
-        c, e, n = dot(x_old, p), dot(buf, p), dot(p, p)
+        # ⟨x_old, x_new⟩, ⟨b, x_new⟩, ‖x_new‖² as one stacked reduction: as three, Inductor's
+        # CPU code generation (torch 2.14) fails on this step with a KeyError.
+        dtype = stat_dtype(p.dtype)
+        stacked = torch.stack([x_old, buf, p]).to(dtype) * p.to(dtype)
+        c, e, n = stacked.sum([d + 1 for d in layout.reduce_dims], keepdim=True)
         # A zero-norm filter has no direction to transport along: it keeps its buffer.
         safe = n > 0
         n = torch.where(safe, n, 1.0)
