@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU figures, in one short run (≤ 8 minutes on one modern GPU): optimizer step ratios on
-# CUDA, then resnet20 / resnet18 epoch times on CIFAR-shaped data with the device-resident
-# loader against a standard DataLoader. Record the output in benchmarks/BENCHMARKS.md with the
-# GPU's name.
+# CUDA, eager and compiled; resnet20 / resnet18 epoch times on CIFAR-shaped data with the
+# device-resident loader against a standard DataLoader; and trainer epochs with --compile,
+# bf16 and channels_last (offline digits: the GPU machine has no network). Record the output
+# in benchmarks/BENCHMARKS.md with the GPU's name.
 #
 #     bash benchmarks/gpu_check.sh            # from the repository root, in the project's venv
 set -euo pipefail
@@ -13,6 +14,14 @@ assert torch.cuda.is_available(), "gpu_check.sh needs a CUDA device"
 print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "| CUDA", torch.version.cuda)
 PY
 echo "== optimizer step on CUDA (ratios against torch.optim.Adam/SGD foreach) =="
-timeout 180 python benchmarks/optim_step.py --device cuda --repeats 5
+timeout 80 python benchmarks/optim_step.py --device cuda --repeats 5
+echo "== compiled optimizer step on CUDA (against compiled torch.optim.Adam/SGD foreach) =="
+timeout 140 python benchmarks/optim_step.py --device cuda --repeats 5 --compile \
+    --optimizers adam sgd adams adamsrt adamg sgdmrt
+echo "== compiled step: one graph, no recompile, equal to eager (CUDA tests) =="
+timeout 50 python -m pytest tests/optim_tests/test_compile.py -q -k cuda -m "not slow"
 echo "== train() vs a hand loop; resnet20 and resnet18 epoch times, device-resident loader vs DataLoader =="
-timeout 300 python benchmarks/train_throughput.py --device cuda --epochs 3 --repeats 2 --synthetic-size 50000 --workers 8
+timeout 110 python benchmarks/train_throughput.py --device cuda --epochs 3 --repeats 2 --synthetic-size 50000 --workers 8
+echo "== trainer epochs: --compile, bf16, channels_last (resnet20, adamsrt, offline digits) =="
+timeout 80 python training_example.py --optimizer adamsrt --model resnet20 --dataloader digits \
+    --epochs 2 --device cuda --compile --bf16 --channels-last --no-progress

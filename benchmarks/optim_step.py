@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         timers = {n: _timer(n, model_name, device, steps, args.compile) for n in args.optimizers}
         samples: dict[str, list[float]] = {n: [] for n in timers}
         for _ in range(args.repeats):
-            for n, (run, _) in timers.items():
+            for n, (run, _, _) in timers.items():
                 samples[n].append(run())
         median = {n: statistics.median(s) for n, s in samples.items()}
         print(f"\n{model_name} ({steps} steps x {args.repeats} repeats, median ms/step)")

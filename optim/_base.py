@@ -373,7 +373,11 @@ class UnitBatch:
                     for t, lay in zip(q[start:stop], lays, strict=True)
                 ]
                 block = torch.cat(rows).view(nq, -1, lays[0].size)
-            picked = block if len(norms) == nq else block[list(norms)]
+            picked = (
+                block[: len(norms)]
+                if list(norms) == list(range(len(norms)))
+                else block[list(norms)]
+            )
             norm_parts.append(torch.linalg.vector_norm(picked, dim=2, dtype=self.dtype))
             for parts, (i, j) in zip(dot_parts, pairs, strict=True):
                 parts.append((block[i] * block[j]).sum(1, dtype=self.dtype))
