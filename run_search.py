@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 STUDIES = ROOT / "studies"
 DEFAULT_STORAGE = f"sqlite:///{STUDIES / 'studies.db'}"
+# Smoke runs (2 trials of 2 epochs on a subset) keep apart, so they never feed an export.
+SMOKE_STORAGE = f"sqlite:///{STUDIES / 'smoke.db'}"
 
 
 def resolve_study(value: str) -> Path:
@@ -44,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--storage",
-        default=DEFAULT_STORAGE,
-        help="SQLAlchemy URL (default: SQLite under studies/)",
+        help="SQLAlchemy URL (default: studies/studies.db; studies/smoke.db with --smoke-test)",
+    )
+    parser.add_argument(
+        "--name", help="search name (overrides the spec's; part of every study name)"
     )
     parser.add_argument(
         "--n-trials", type=int, help="trials per optimizer study (overrides the spec)"
@@ -57,6 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="search space (paper-grid: the published grid, GridSampler)",
     )
     parser.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    parser.add_argument(
+        "--confirm-top", type=int, help="re-train this many best trials per study (confirm.top)"
+    )
+    parser.add_argument(
+        "--confirm-seeds", type=int, help="on this many new seeds each (confirm.seeds)"
+    )
+    parser.add_argument(
+        "--trial-timeout",
+        type=float,
+        help="fail a trial that finishes no epoch for this many seconds (overrides the spec)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        help="where trials checkpoint every epoch; a path every node shares on a cluster "
+        "(default: beside a SQLite file, e.g. studies/studies-checkpoints)",
+    )
     parser.add_argument("--workers", type=int, help="concurrent trials (overrides the spec)")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs each worker asks Ray for")
     parser.add_argument(
@@ -75,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--heartbeat",
         type=int,
         default=10,
-        help="trial heartbeat in seconds; a trial silent for 3x this is failed and retried (default: 10)",
+        help="trial heartbeat in seconds; a later run takes over the trials of a driver silent "
+        "for 3x this (default: 10)",
     )
     parser.add_argument(
         "--smoke-test",
@@ -89,18 +111,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported here so that --help answers at once.
     from data import DatasetNotFoundError, get_dataset_info, load_raw
-    from search import SpecError, StorageError, dashboard_hint, load_spec, redact, run
+    from search import (
+        ConfirmSpec,
+        Interrupted,
+        SpecError,
+        StorageError,
+        dashboard_hint,
+        load_spec,
+        redact,
+        run,
+    )
 
+    storage = args.storage or (SMOKE_STORAGE if args.smoke_test else DEFAULT_STORAGE)
     try:
         spec = load_spec(resolve_study(args.study))
         overrides = {}
         if args.smoke_test:
             overrides.update(name=f"{spec.name}-smoke", n_trials=2, epochs=2, train_subset=256)
+            if spec.confirm.top:
+                overrides["confirm"] = ConfirmSpec(top=1, seeds=1)
         if args.space is not None:
             overrides.update(
                 space=args.space, sampler="grid" if args.space == "paper-grid" else "tpe"
             )
-        for key in ("n_trials", "epochs"):
+        for key in ("name", "n_trials", "epochs", "trial_timeout"):
             if getattr(args, key) is not None:
                 overrides[key] = getattr(args, key)
         resources = {
@@ -110,6 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if resources:
             overrides["resources"] = dataclasses.replace(spec.resources, **resources)
+        confirm = {
+            key: getattr(args, f"confirm_{key}")
+            for key in ("top", "seeds")
+            if getattr(args, f"confirm_{key}") is not None
+        }
+        if confirm:
+            base = overrides.get("confirm", spec.confirm)
+            overrides["confirm"] = dataclasses.replace(base, **confirm)
         spec = (
             spec.replace(**overrides, source=f"{spec.source} (with command-line overrides)")
             if overrides
@@ -117,17 +159,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.heartbeat < 1:
             raise SpecError(f"--heartbeat must be a positive integer, but got {args.heartbeat}")
+        if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+            raise SpecError(
+                f"--timeout must be a positive number of seconds, but got {args.timeout}"
+            )
         if args.ray_address is None:
             # Fail fast, before any worker starts, when the data is missing on this machine.
             load_raw(get_dataset_info(spec.dataset), args.data_dir, with_test=False)
         rows = run(
             spec,
-            storage_url=args.storage,
+            storage_url=storage,
             executor="local" if args.no_ray else "ray",
             ray_address=args.ray_address,
             timeout=args.timeout,
             heartbeat_interval=args.heartbeat,
             data_dir=args.data_dir,
+            checkpoint_dir=args.checkpoint_dir,
         )
     except (SpecError, StorageError, DatasetNotFoundError) as exc:
         hint = (
@@ -135,10 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
-    print(f"\nBrowse:  {dashboard_hint(args.storage)}")
-    print(f"Export:  python export_best.py --storage {redact(args.storage)}")
+    except Interrupted as stop:
+        return 128 + stop.signum
+    print(f"\nBrowse:  {dashboard_hint(storage)}")
+    print(f"Export:  python export_best.py --storage {redact(storage)}")
     return 0 if any(r.complete for r in rows) else 1
 
 

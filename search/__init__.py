@@ -1,29 +1,61 @@
-"""The search service: study specs → Optuna studies in SQL storage → trials on Ray workers."""
+"""The search service: study specs → Optuna studies in SQL storage → one Ray task per trial."""
 
-from ._runner import StudyProgress, create_studies, dashboard_hint, progress, run
+from ._driver import (
+    Interrupted,
+    StudyProgress,
+    create_studies,
+    dashboard_hint,
+    grid_points,
+    progress,
+    run,
+)
+from ._export import (
+    Candidate,
+    ExportError,
+    Winner,
+    best_candidate,
+    describe,
+    merge,
+    select_winners,
+    write_table,
+)
 from ._space import SPACES, grid, suggest
-from ._spec import PrunerSpec, ResourceSpec, SpecError, StudySpec, load_spec
+from ._spec import ConfirmSpec, PrunerSpec, ResourceSpec, SpecError, StudySpec, load_spec
 from ._storage import StorageError, open_storage, redact
-from ._worker import WorkerTask, counted_trials, run_worker
+from ._trial import TrialJob, TrialOutcome, run_trial
+from ._trials import counted_trials, lineage_root
 
 __all__ = [
     "SPACES",
+    "Candidate",
+    "ConfirmSpec",
+    "ExportError",
+    "Interrupted",
     "PrunerSpec",
     "ResourceSpec",
     "SpecError",
     "StorageError",
     "StudyProgress",
     "StudySpec",
-    "WorkerTask",
+    "TrialJob",
+    "TrialOutcome",
+    "Winner",
+    "best_candidate",
     "counted_trials",
     "create_studies",
     "dashboard_hint",
+    "describe",
     "grid",
+    "grid_points",
+    "lineage_root",
     "load_spec",
+    "merge",
     "open_storage",
     "progress",
     "redact",
     "run",
-    "run_worker",
+    "run_trial",
+    "select_winners",
     "suggest",
+    "write_table",
 ]

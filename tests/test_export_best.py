@@ -146,3 +146,92 @@ def test_unreachable_storage_is_one_line_without_password(output, capsys, url, m
     assert message in err and "s3cret" not in err and err.count("\n") == 1
     assert output.read_text() == text
     assert not list(output.parent.glob(".best.py.*")), "no temporary file left behind"
+
+
+def _confirmation(value, source, seed):
+    trial = _trial(TrialState.COMPLETE, value, 1e-3)
+    trial.user_attrs.update(confirms=source, seed=seed)
+    return trial
+
+
+def test_the_best_confirmed_mean_wins_over_the_best_single_value(storage_with_studies, output):
+    url, spec = storage_with_studies
+    study = optuna.load_study(study_name=spec.study_name("adamsrt"), storage=url)
+    # Trial 1 (0.95) confirms at 0.80 and 0.82; trial 0 (0.90) at 0.88 and 0.90.
+    for value, source, seed in ((0.80, 1, 1), (0.82, 1, 2), (0.88, 0, 1), (0.90, 0, 2)):
+        study.add_trial(_confirmation(value, source, seed))
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 0
+    table, provenance = load_best_hyper_parameters(output)
+    assert table["digits"]["resnet20"]["adamsrt"]["lr"] == 1e-3  # trial 0's
+    record = provenance["digits/resnet20/adamsrt"]
+    assert record["trial"] == 0 and record["confirmed"] is True
+    assert record["mean"] == 0.89 and record["std"] == 0.01 and record["seeds"] == [1, 2]
+
+
+def test_an_unconfirmed_winner_says_so(storage_with_studies, output, capsys):
+    url, _ = storage_with_studies
+    assert export_best.main(["--storage", url, "--output", str(output), "--dry-run"]) == 0
+    assert "unconfirmed (one seed" in capsys.readouterr().out
+
+
+def test_the_budget_is_the_winning_trials_own(storage_with_studies, output):
+    url, spec = storage_with_studies
+    study = optuna.load_study(study_name=spec.study_name("sgd"), storage=url)
+    trial = _trial(TrialState.COMPLETE, 0.5, 1e-2)
+    trial.user_attrs["budget"] = {"epochs": 7, "batch_size": 32, "train_subset": 100}
+    study.add_trial(trial)
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 0
+    record = load_best_hyper_parameters(output)[1]["digits/resnet20/sgd"]
+    assert (record["epochs"], record["batch_size"], record["train_subset"]) == (7, 32, 100)
+
+
+@pytest.mark.parametrize(
+    "hparams",
+    [{"lr": float("nan")}, {"lr": float("inf")}, {"lr": "0.1"}, {"betas": [0.9, None]}, []],
+)
+def test_a_malformed_study_is_skipped_with_one_warning(storage_with_studies, output, capsys,
+                                                       hparams):  # fmt: skip
+    url, spec = storage_with_studies
+    study = optuna.load_study(study_name=spec.study_name("sgd"), storage=url)
+    trial = _trial(TrialState.COMPLETE, 0.99, 1e-2)
+    trial.user_attrs["hparams"] = hparams
+    study.add_trial(trial)
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("warning")]
+    assert len(warnings) == 1 and spec.study_name("sgd") in warnings[0]
+    table, _ = load_best_hyper_parameters(output)
+    assert table["digits"]["resnet20"]["adamsrt"]["lr"] == 2e-3  # the rest is exported
+
+
+def test_a_broken_target_file_is_one_line_and_untouched(storage_with_studies, output, capsys):
+    url, _ = storage_with_studies
+    output.write_text("BEST_HYPER_PARAMETERS = {\n")
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 1
+    err = capsys.readouterr().err
+    assert "could not load" in err and err.count("\n") == 1
+    assert output.read_text() == "BEST_HYPER_PARAMETERS = {\n"
+
+
+def test_a_database_without_optuna_is_never_given_a_schema(tmp_path, output, capsys):
+    import sqlite3
+
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (x TEXT)")
+    before = db.read_bytes()
+    assert export_best.main(["--storage", f"sqlite:///{db}", "--output", str(output)]) == 1
+    assert "holds no Optuna studies" in capsys.readouterr().err
+    assert db.read_bytes() == before
+
+
+def test_leftovers_of_a_killed_export_are_swept_and_no_bytecode_is_cached(
+    storage_with_studies, output
+):
+    url, _ = storage_with_studies
+    dead = output.with_name(f".{output.name}.999999999.tmp")  # no such process
+    dead.write_text("half")
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 0
+    assert not dead.exists()
+    assert sorted(p.name for p in output.parent.iterdir() if p.name.startswith(".")) == []
+    assert not (output.parent / "__pycache__").exists()

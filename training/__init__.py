@@ -13,6 +13,7 @@ from ._hyperparams import (
     Provenance,
     load_best_hyper_parameters,
     lookup_hyper_parameters,
+    parse_best_hyper_parameters,
     render_best_hyper_parameters,
 )
 from ._loop import LR_GAMMA, MILESTONE_FRACTIONS, lr_milestones, train
@@ -30,6 +31,7 @@ __all__ = [
     "load_best_hyper_parameters",
     "lookup_hyper_parameters",
     "lr_milestones",
+    "parse_best_hyper_parameters",
     "render_best_hyper_parameters",
     "train",
 ]

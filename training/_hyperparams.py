@@ -10,7 +10,6 @@ read it, merge new winners and rewrite it without touching the rest.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import os
@@ -23,6 +22,7 @@ __all__ = [
     "Provenance",
     "load_best_hyper_parameters",
     "lookup_hyper_parameters",
+    "parse_best_hyper_parameters",
     "render_best_hyper_parameters",
 ]
 
@@ -56,22 +56,30 @@ trial number, value, date); entries without one come from the paper.
 def load_best_hyper_parameters(
     path: str | os.PathLike[str] = DEFAULT_HYPER_PARAMETERS_PATH,
 ) -> tuple[HyperParameterTable, Provenance]:
-    """Execute the file at ``path`` (never registered in ``sys.modules``) and return its
-    ``BEST_HYPER_PARAMETERS`` and ``PROVENANCE`` (``{}`` if absent), validated."""
+    """Execute the file at ``path`` and return its ``BEST_HYPER_PARAMETERS`` and
+    ``PROVENANCE`` (``{}`` if absent), validated."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"hyper-parameter file not found: {path}")
-    spec = importlib.util.spec_from_file_location(f"_best_hyper_parameters_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"hyper-parameter file must be a Python file, but got {path}")
-    module = importlib.util.module_from_spec(spec)
+    return parse_best_hyper_parameters(path.read_text(encoding="utf-8"), path)
+
+
+def parse_best_hyper_parameters(
+    text: str, source: str | os.PathLike[str] = "<best_hyper_parameters>"
+) -> tuple[HyperParameterTable, Provenance]:
+    """What :func:`load_best_hyper_parameters` returns, for the file text ``text``.
+
+    The text runs in a namespace of its own, outside the import system: no module is
+    registered and no bytecode is cached (an exporter checks its output this way).
+    """
+    namespace: dict[str, Any] = {"__name__": "best_hyper_parameters"}
     try:
-        spec.loader.exec_module(module)
+        exec(compile(text, os.fspath(source), "exec"), namespace)
     except Exception as err:  # a hand-edited file: any failure is the file's, say which
-        raise ValueError(f"could not load {path}: {type(err).__name__}: {err}") from err
-    if not hasattr(module, "BEST_HYPER_PARAMETERS"):
-        raise ValueError(f"{path} must define BEST_HYPER_PARAMETERS, but it does not")
-    table, provenance = module.BEST_HYPER_PARAMETERS, getattr(module, "PROVENANCE", {})
+        raise ValueError(f"could not load {source}: {type(err).__name__}: {err}") from err
+    if "BEST_HYPER_PARAMETERS" not in namespace:
+        raise ValueError(f"{source} must define BEST_HYPER_PARAMETERS, but it does not")
+    table, provenance = namespace["BEST_HYPER_PARAMETERS"], namespace.get("PROVENANCE", {})
     _check_table(table)
     _check_provenance(provenance)
     return table, provenance

@@ -125,6 +125,45 @@ def run_cli(args: list[str], **popen: object) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def run_driver(spec: Path, storage_url: str, checkpoints: Path, executor: str = "local"):
+    """The driver of tests/search_tests/drive.py (faults from a plan) in a child process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.search_tests.drive", str(spec), storage_url,
+         str(checkpoints), executor],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def uninterrupted(spec: StudySpec, optimizer: str, hparams: dict, threads: int | None = None):
+    """The same training as a trial of ``spec``, run straight through by the trainer.
+
+    ``threads``: a Ray task with one CPU computes with one thread (Ray sets OMP_NUM_THREADS),
+    and a float sum's value depends on how it is split.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return _train_straight(spec, optimizer, hparams)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_straight(spec: StudySpec, optimizer: str, hparams: dict):
+    from training import TrainConfig, train
+
+    return train(
+        TrainConfig(
+            dataset=spec.dataset, model=spec.model, optimizer=optimizer, hparams=hparams,
+            epochs=spec.epochs, batch_size=spec.batch_size, seed=spec.seed, device="cpu",
+            train_subset=spec.train_subset, evaluate_test=False, progress=False,
+        )
+    )  # fmt: skip
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

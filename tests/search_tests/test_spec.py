@@ -57,7 +57,19 @@ def test_study_names_are_unique_and_deterministic(tmp_path):
             "[resources]\nworkers = 0\n",
             r"resources\.workers must be a positive integer, but got 0",
         ),
-        ("[resources]\ngpus_per_trial = -0.5\n", r"gpus_per_trial must be a number ≥ 0"),
+        ("[resources]\ngpus_per_trial = -0.5\n", r"gpus_per_trial must be a finite number ≥ 0"),
+        ("[resources]\ngpus_per_trial = inf\n", r"gpus_per_trial must be a finite number ≥ 0"),
+        ("[resources]\ncpus_per_trial = nan\n", r"cpus_per_trial must be a finite number ≥ 0"),
+        (
+            "seed = 4294967296\n",
+            r"seed must be an integer from 0 to 2147483647, but got 4294967296",
+        ),
+        ("seed = -1\n", r"seed must be an integer from 0 to 2147483647, but got -1"),
+        ("trial_timeout = 0\n", r"trial_timeout must be a positive number of seconds, but got 0"),
+        ("trial_timeout = nan\n", r"trial_timeout must be a positive number of seconds"),
+        ('compile = "yes"\n', r"compile must be true or false, but got 'yes'"),
+        ("[confirm]\ntop = 2\n", r"confirm must be top and seeds both 0 or both positive"),
+        ("[confirm]\ntop = -1\nseeds = 2\n", r"confirm\.top must be a non-negative integer"),
         ('space = "huge"\n', r"space must be one of \['default', 'paper-grid'\], but got 'huge'"),
         ('sampler = "grid"\n', r"sampler must be 'grid' exactly when space = 'paper-grid'"),
     ],
@@ -96,6 +108,16 @@ def test_bad_setting_is_one_clear_line(tmp_path, old, new, message):
 def test_missing_file():
     with pytest.raises(SpecError, match="no such study spec"):
         load_spec("nowhere.toml")
+
+
+def test_a_directory_or_binary_spec_is_one_clear_line(tmp_path):
+    binary = tmp_path / "b.toml"
+    binary.write_bytes(b'name = "\xff\xfe"\n')
+    for path, message in ((tmp_path, "must be a TOML file, but got a directory"),
+                          (binary, "must be UTF-8 text, but byte 8 is not")):  # fmt: skip
+        with pytest.raises(SpecError, match=message) as info:
+            load_spec(path)
+        assert "\n" not in str(info.value)
 
 
 def test_paper_grid_is_the_published_grid():

@@ -1,0 +1,32 @@
+"""A driver process for the fault tests: ``run`` with the fault-injecting trial function.
+
+python -m tests.search_tests.drive SPEC STORAGE CHECKPOINT_DIR (local|ray)
+"""
+
+from __future__ import annotations
+
+import sys
+
+from search import Interrupted, load_spec, run
+
+from .faults import trial_with_faults
+
+
+def main(argv: list[str]) -> int:
+    spec_path, storage, checkpoint_dir, executor = argv
+    try:
+        run(
+            load_spec(spec_path),
+            storage_url=storage,
+            executor=executor,
+            checkpoint_dir=checkpoint_dir,
+            heartbeat_interval=1,
+            trial_fn=trial_with_faults,
+        )
+    except Interrupted as stop:
+        return 128 + stop.signum
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

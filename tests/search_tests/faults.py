@@ -1,0 +1,58 @@
+"""Faults injected through the search's own seam, the trial function: deterministic, no sleeps
+and no lucky timing.
+
+A plan file (JSON) beside the checkpoints names the trial, the epoch and the fault; it fires
+once (a marker file made with O_EXCL), after that epoch's checkpoint and before its report:
+
+- ``kill``: the process running the trial dies (a lost Ray worker, or with ``--no-ray`` the
+  driver itself),
+- ``sigint`` / ``sigterm``: the driver receives Ctrl-C / SIGTERM (``pid``: the driver's),
+- ``hang``: the trial stops making progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from search import TrialJob, TrialOutcome, run_trial
+
+PLAN = "faults.json"
+
+
+def write_plan(checkpoint_root: Path, **plan: object) -> None:
+    checkpoint_root.mkdir(parents=True, exist_ok=True)
+    (checkpoint_root / PLAN).write_text(json.dumps(plan))
+
+
+def _fire_once(root: Path, plan: dict) -> bool:
+    try:
+        os.close(os.open(root / f"fired-{plan['trial']}-{plan['epoch']}", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
+
+
+def trial_with_faults(job: TrialJob) -> TrialOutcome:
+    root = Path(job.checkpoint_dir).parents[1]
+    plan_file = root / PLAN
+    plan = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+
+    def hook(job: TrialJob, epoch: int) -> None:
+        if plan is None or (job.number, epoch) != (plan["trial"], plan["epoch"]):
+            return
+        if job.study_name != plan.get("study", job.study_name) or not _fire_once(root, plan):
+            return
+        kind = plan["kind"]
+        if kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif kind in ("sigint", "sigterm"):
+            signum = signal.SIGINT if kind == "sigint" else signal.SIGTERM
+            os.kill(plan.get("pid") or os.getpid(), signum)
+        elif kind == "hang":
+            time.sleep(3600)
+
+    return run_trial(job, on_epoch_hook=hook)
