@@ -112,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so that --help answers at once.
     from data import DatasetNotFoundError, get_dataset_info, load_raw
     from search import (
+        ClusterError,
         ConfirmSpec,
         Interrupted,
         SpecError,
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
             checkpoint_dir=args.checkpoint_dir,
         )
-    except (SpecError, StorageError, DatasetNotFoundError) as exc:
+    except (SpecError, StorageError, DatasetNotFoundError, ClusterError) as exc:
         hint = (
             f" (shipped: {', '.join(shipped_specs())})" if "no such study spec" in str(exc) else ""
         )

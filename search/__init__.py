@@ -1,6 +1,7 @@
 """The search service: study specs → Optuna studies in SQL storage → one Ray task per trial."""
 
 from ._driver import (
+    ClusterError,
     Interrupted,
     StudyProgress,
     create_studies,
@@ -28,6 +29,7 @@ from ._trials import counted_trials, lineage_root
 __all__ = [
     "SPACES",
     "Candidate",
+    "ClusterError",
     "ConfirmSpec",
     "ExportError",
     "Interrupted",

@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -31,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ._space import grid, suggest
 from ._spec import SpecError, StudySpec
-from ._storage import open_storage, redact
+from ._storage import OUTAGE_S, StorageError, open_storage, redact
 from ._trial import TrialJob, TrialOutcome, quiet_optuna, remove_checkpoint, run_trial
 from ._trials import counted_trials, lineage_root, requeue
 
@@ -40,7 +41,30 @@ ROOT = Path(__file__).resolve().parents[1]
 # retry resumes from the trial's last checkpoint.
 WORKER_RETRIES = 3
 
+# How long joining a Ray cluster may take before the search stops with one line.
+RAY_CONNECT_TIMEOUT_S = 10.0
+
 TrialFn = Callable[[TrialJob], TrialOutcome]
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot be reached, or cannot fit one trial (one clear line)."""
+
+
+def _probe(address: str) -> None:
+    """Fail within RAY_CONNECT_TIMEOUT_S when nothing listens at a ``host:port`` address
+    (Ray's own connect waits minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address} within {RAY_CONNECT_TIMEOUT_S:g} s "
+            f"({reason or type(exc).__name__}): is `ray start --head` running there?"
+        ) from None
 
 
 class Interrupted(Exception):
@@ -344,6 +368,8 @@ class _LocalExecutor:
         self.training = True
         try:
             outcome = self.trial_fn(job)
+        except StorageError:
+            raise  # the driver shares the database: it stops too
         except Exception as exc:
             outcome = TrialOutcome("fail", reason=f"{type(exc).__name__}: {exc}")
         finally:
@@ -374,6 +400,8 @@ class _RayExecutor:
         # A Ray this process already joined (a notebook, a benchmark) is used as it is.
         self.owned = not ray.is_initialized()
         if self.owned:
+            if address is not None:
+                _probe(address)
             env = {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"}  # CPU trials must not see the GPUs
             if address is None:
                 # Tasks import the project from the checkout, installed or not.
@@ -396,6 +424,15 @@ class _RayExecutor:
         if gpus > 0 and resources.get("GPU", 0) == 0:
             say("no GPU in the Ray cluster: running the trials on CPUs")
             gpus = 0.0
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        if not any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+            self.close()
+            most = max((n.get("CPU", 0) for n in nodes), default=0)
+            raise ClusterError(
+                f"no node of the Ray cluster can run a trial: cpus_per_trial must be at most "
+                f"{most:g} (the most CPUs on one node) and gpus_per_trial at most the GPUs of "
+                f"one node, but got {cpus:g} CPUs and {gpus:g} GPUs"
+            )
         self.device = "cuda" if gpus > 0 else "cpu"
         self.remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=WORKER_RETRIES)(
             trial_fn
@@ -419,7 +456,8 @@ class _RayExecutor:
                 outcome = self.ray.get(ref)
             except self.ray.exceptions.RayTaskError as exc:  # the task raised
                 cause = exc.as_instanceof_cause()
-                outcome = TrialOutcome("fail", reason=f"{type(cause).__name__}: {cause}")
+                state = "requeue" if isinstance(cause, StorageError) else "fail"
+                outcome = TrialOutcome(state, reason=f"{type(cause).__name__}: {cause}")
             except self.ray.exceptions.RayError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 outcome = TrialOutcome(
@@ -585,6 +623,7 @@ class _Search:
             prune="confirms" not in frozen.user_attrs,
             device=getattr(self.executor, "device", "cpu"),
             data_dir=self.data_dir,
+            outage_s=self.storage.outage_s,
         )
         handle = self.executor.submit(job)
         self.inflight[trial._trial_id] = _InFlight(study, opt, trial._trial_id, job, handle)
@@ -625,6 +664,9 @@ class _Search:
         del self.inflight[flight.trial_id]
         self.heartbeat.discard(flight.trial_id)
         study, number = flight.study, flight.job.number
+        if outcome.state == "requeue":
+            self._requeue(flight, f"interrupted: {outcome.reason}")
+            return
         try:
             if outcome.reason is not None:
                 key = "fail_reason" if outcome.state == "fail" else "prune_reason"
@@ -643,20 +685,22 @@ class _Search:
             return
         remove_checkpoint(flight.job.checkpoint_dir)
 
+    def _requeue(self, flight: _InFlight, reason: str) -> bool:
+        """Fail ``flight``'s trial with ``reason`` and queue it again; its checkpoint stays."""
+        self.inflight.pop(flight.trial_id, None)
+        self.heartbeat.discard(flight.trial_id)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            self.storage.set_trial_user_attr(flight.trial_id, "fail_reason", reason)
+            if self.storage.set_trial_state_values(flight.trial_id, state=TrialState.FAIL):
+                requeue(flight.study, self.storage.get_trial(flight.trial_id))
+                return True
+        return False
+
     def requeue_inflight(self) -> int:
         """Fail every trial in flight as interrupted and queue it again (checkpoints kept)."""
-        n = 0
-        for flight in list(self.inflight.values()):
-            self.heartbeat.discard(flight.trial_id)
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                self.storage.set_trial_user_attr(
-                    flight.trial_id, "fail_reason", "interrupted: queued again"
-                )
-                if self.storage.set_trial_state_values(flight.trial_id, state=TrialState.FAIL):
-                    requeue(flight.study, self.storage.get_trial(flight.trial_id))
-                    n += 1
-        self.inflight.clear()
-        return n
+        return sum(
+            self._requeue(f, "interrupted: queued again") for f in list(self.inflight.values())
+        )
 
     def close(self) -> None:
         self.heartbeat.close()
@@ -679,6 +723,7 @@ def run(
     say: Callable[[str], None] = print,
     poll_s: float = 1.0,
     trial_fn: TrialFn = run_trial,
+    outage_s: float = OUTAGE_S,
 ) -> list[StudyProgress]:
     """Run the search of ``spec``; the same call again continues the same studies.
 
@@ -688,8 +733,12 @@ def run(
     """
     quiet_optuna()
     storage = open_storage(
-        storage_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+        storage_url,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        outage_s=outage_s,
     )
+    storage.on_outage = say
     create_studies(spec, storage)
     say(
         f"search {spec.name}: {spec.dataset}/{spec.model}, optimizers {', '.join(spec.optimizers)}, "

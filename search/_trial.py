@@ -28,7 +28,7 @@ from training import CHECKPOINT_NAME, TrainConfig, train
 from training._checkpoint import load_checkpoint
 
 from ._spec import StudySpec
-from ._storage import open_storage
+from ._storage import OUTAGE_S, StorageError, open_storage
 
 #: Called after each epoch's checkpoint, before its report: the seam the fault tests use.
 EpochHook = Callable[["TrialJob", int], None]
@@ -50,13 +50,15 @@ class TrialJob:
     prune: bool = True  # confirmation runs are never pruned
     device: str = "cpu"
     data_dir: str | None = None
+    outage_s: float = OUTAGE_S
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """What the driver tells Optuna (``state``), with the value and the attributes to record."""
+    """What the driver tells Optuna (``state``), with the value and the attributes to record;
+    ``requeue``: the trial could not go on through no fault of its own (queued again)."""
 
-    state: Literal["complete", "pruned", "fail"]
+    state: Literal["complete", "pruned", "fail", "requeue"]
     value: float | None = None
     reason: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
@@ -128,7 +130,7 @@ def remove_checkpoint(checkpoint_dir: str | Path) -> None:
 def run_trial(job: TrialJob, on_epoch_hook: EpochHook | None = None) -> TrialOutcome:
     """Train the trial of ``job`` (from its checkpoint if it has one) and return its outcome."""
     quiet_optuna()
-    storage = open_storage(job.storage_url)
+    storage = open_storage(job.storage_url, outage_s=job.outage_s)
     study = optuna.load_study(
         study_name=job.study_name,
         storage=storage,
@@ -168,6 +170,8 @@ def run_trial(job: TrialJob, on_epoch_hook: EpochHook | None = None) -> TrialOut
         result = train(train_config(job), on_epoch=on_epoch)
     except optuna.TrialPruned as exc:
         return TrialOutcome("pruned", reason=str(exc))
+    except StorageError:
+        raise  # the database, not the trial: the driver queues it again
     except Exception as exc:
         return TrialOutcome("fail", reason=f"{type(exc).__name__}: {exc}")
     if result.status != "completed":

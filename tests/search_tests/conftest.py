@@ -125,12 +125,14 @@ def run_cli(args: list[str], **popen: object) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def run_driver(spec: Path, storage_url: str, checkpoints: Path, executor: str = "local"):
+def run_driver(
+    spec: Path, storage_url: str, checkpoints: Path, executor: str = "local", *extra: str
+):
     """The driver of tests/search_tests/drive.py (faults from a plan) in a child process."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.search_tests.drive", str(spec), storage_url,
-         str(checkpoints), executor],
+         str(checkpoints), executor, *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import sys
 
-from search import Interrupted, load_spec, run
+from search import Interrupted, StorageError, load_spec, run
 
 from .faults import trial_with_faults
 
 
 def main(argv: list[str]) -> int:
-    spec_path, storage, checkpoint_dir, executor = argv
+    spec_path, storage, checkpoint_dir, executor, *outage = argv
     try:
         run(
             load_spec(spec_path),
@@ -22,9 +22,13 @@ def main(argv: list[str]) -> int:
             checkpoint_dir=checkpoint_dir,
             heartbeat_interval=1,
             trial_fn=trial_with_faults,
+            outage_s=float(outage[0]) if outage else 60.0,
         )
     except Interrupted as stop:
         return 128 + stop.signum
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,7 +7,9 @@ once (a marker file made with O_EXCL), after that epoch's checkpoint and before 
 - ``kill``: the process running the trial dies (a lost Ray worker, or with ``--no-ray`` the
   driver itself),
 - ``sigint`` / ``sigterm``: the driver receives Ctrl-C / SIGTERM (``pid``: the driver's),
-- ``hang``: the trial stops making progress.
+- ``hang``: the trial stops making progress,
+- ``outage``: the PostgreSQL database ``database`` refuses connections (and drops the open
+  ones) for ``seconds``, or until :func:`end_outage` with ``seconds`` null.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +29,26 @@ PLAN = "faults.json"
 def write_plan(checkpoint_root: Path, **plan: object) -> None:
     checkpoint_root.mkdir(parents=True, exist_ok=True)
     (checkpoint_root / PLAN).write_text(json.dumps(plan))
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+                         autocommit=True) as conn:  # fmt: skip
+        conn.execute(sql)
+
+
+def start_outage(database: str) -> None:
+    _admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    _admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    )
+
+
+def end_outage(database: str) -> None:
+    _admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
 
 
 def _fire_once(root: Path, plan: dict) -> bool:
@@ -54,5 +77,9 @@ def trial_with_faults(job: TrialJob) -> TrialOutcome:
             os.kill(plan.get("pid") or os.getpid(), signum)
         elif kind == "hang":
             time.sleep(3600)
+        elif kind == "outage":
+            start_outage(plan["database"])
+            if plan["seconds"] is not None:
+                threading.Timer(plan["seconds"], end_outage, (plan["database"],)).start()
 
     return run_trial(job, on_epoch_hook=hook)

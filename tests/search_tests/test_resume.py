@@ -111,3 +111,43 @@ def test_ctrl_c_twice_is_as_clean_as_once(setup):
     assert proc.returncode == 130, out
     assert "Traceback" not in out
     assert [t.state for t in trials_of(url, spec)["sgd"]] == [TrialState.FAIL, TrialState.WAITING]
+
+
+def _outage_setup(write_spec, pg_url, tmp_path):
+    path = write_spec(optimizers=("sgd",), n_trials=2, epochs=EPOCHS, train_subset=128, workers=1)
+    return path, load_spec(path), pg_url, tmp_path / "checkpoints", pg_url.rsplit("/", 1)[1]
+
+
+def test_a_short_database_outage_is_ridden_out(write_spec, pg_url, tmp_path):
+    path, spec, url, checkpoints, database = _outage_setup(write_spec, pg_url, tmp_path)
+    write_plan(checkpoints, trial=0, epoch=AT, kind="outage", database=database, seconds=3)
+    proc = run_driver(path, url, checkpoints)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "storage unreachable" in out and "Traceback" not in out
+    trials = trials_of(url, spec)["sgd"]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert sorted(trials[0].intermediate_values) == list(range(1, EPOCHS + 1))
+
+
+def test_a_long_outage_stops_with_one_line_and_the_same_command_resumes(
+    write_spec, pg_url, tmp_path
+):
+    from .faults import end_outage
+
+    path, spec, url, checkpoints, database = _outage_setup(write_spec, pg_url, tmp_path)
+    write_plan(checkpoints, trial=0, epoch=AT, kind="outage", database=database, seconds=None)
+    try:
+        proc = run_driver(path, url, checkpoints, "local", "3")
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        end_outage(database)
+    assert proc.returncode == 2, out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "unreachable for 3 s" in errors[0] and "Traceback" not in out
+    assert "run the same command to continue" in errors[0]
+
+    again = run_driver(path, url, checkpoints)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    _check_resumed(spec, url, checkpoints, requeued=True)

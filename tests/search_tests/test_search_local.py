@@ -160,3 +160,33 @@ def test_paper_grid_points_are_the_cartesian_product(tiny_spec):
     assert sorted((p["weight_decay"], p["beta2"]) for p in points) == sorted(
         itertools.product(wds, [0.99, 0.999])
     )
+
+
+def test_confirmation_retrains_the_best_trials_on_new_seeds(tiny_spec, sqlite_url, tmp_path):
+    from search import ConfirmSpec
+
+    from .conftest import uninterrupted
+
+    spec = tiny_spec(optimizers=("sgd",), n_trials=3, epochs=2, train_subset=64, pruner="median")
+    spec = spec.replace(confirm=ConfirmSpec(top=2, seeds=2))
+    rows = _run(spec, sqlite_url, tmp_path)
+    trials = trials_of(sqlite_url, spec)["sgd"]
+    search = [t for t in trials if "confirms" not in t.user_attrs]
+    confirm = [t for t in trials if "confirms" in t.user_attrs]
+    complete = [t for t in search if t.state == TrialState.COMPLETE]
+    top = sorted(complete, key=lambda t: (-t.value, t.number))[:2]
+    assert len(search) == 3
+    assert sorted((t.user_attrs["confirms"], t.user_attrs["seed"]) for t in confirm) == sorted(
+        (t.number, seed) for t in top for seed in (1, 2)
+    )
+    for t in confirm:  # the same parameters on another seed, trained to the end
+        source = trials[t.user_attrs["confirms"]]
+        assert t.params == source.params and t.state == TrialState.COMPLETE
+        assert len(t.intermediate_values) == 2
+        again = uninterrupted(
+            spec.replace(seed=t.user_attrs["seed"]), "sgd", t.user_attrs["hparams"]
+        )
+        assert t.value == again.best_val_acc
+    assert (rows[0].done, rows[0].confirmed, rows[0].confirm_target) == (3, 4, 4)
+    _run(spec, sqlite_url, tmp_path)  # nothing left: no new trial
+    assert len(trials_of(sqlite_url, spec)["sgd"]) == 7

@@ -99,3 +99,24 @@ def test_password_is_never_printed(write_spec, pg_url, capfd, tmp_path, url, _):
     out, err = capfd.readouterr()
     assert "cannot open storage" in err and err.count("\n") == 1
     assert not any(piece in out + err for piece in ("s3", "cret")), out + err
+
+
+def test_drivers_starting_at_once_on_a_fresh_database_all_open_it(pg_url):
+    import threading
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def driver() -> None:
+        barrier.wait()
+        try:
+            open_storage(pg_url).get_all_studies()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=driver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
