@@ -141,13 +141,13 @@ def _adam_units(
     eps: float,
     weight_decay: float,
 ) -> None:
-    """Units of several small tensors at once, or of one large tensor: a few reductions, the
+    """Units of several small tensors at once, or of one large tensor: one reduction, the
     scalar maths on one flat vector of per-unit values, then three or four in-place passes.
 
     With s the per-unit step, x_new = x − s·m and x_old = x_new + s·m, so the transported moment
-    (⟨x_old, x_new⟩·m − ⟨m, x_new⟩·x_old)/n equals (‖x_new‖²·m − ⟨m, x_new⟩·x_new)/n. Those two
-    sums are taken after the update: expanding ‖x_new‖² from sums taken before it multiplies
-    s² by ‖m‖², which is 0·inf when huge float32 gradients overflow ‖m‖².
+    (⟨x_old, x_new⟩·m − ⟨m, x_new⟩·x_old)/n equals (‖x_new‖²·m − ⟨m, x_new⟩·x_new)/n, and both
+    sums follow from ‖x‖², ⟨x, m⟩, ‖m‖² taken before the update, in the same reduction as ‖g‖²
+    (the spec's performance hint).
     """
     batch = ws.batch(layouts, params[0])
     sphere = mode == "adamg"
@@ -156,7 +156,7 @@ def _adam_units(
     if mode == "adams":
         (gg,), _ = batch.reduce([grads])
     else:
-        (gg, xx), _ = batch.reduce([grads, params])  # ‖x_old‖² for R, or AdamG's ‖x_old‖
+        (gg, xx, mm), (xm,) = batch.reduce([grads, params, exp_avgs], [(1, 2)])
     v = torch.cat([s.reshape(-1) for s in exp_avg_sqs]).to(batch.dtype)
     v.mul_(beta2).add_(gg, alpha=1 - beta2)
     step = batch.per_tensor([lr / bc1 for bc1, _ in bcs])
@@ -164,14 +164,19 @@ def _adam_units(
     s = v.sqrt().mul_(inv_sqrt_bc2).add_(eps).reciprocal_().mul_(step)
     if not sphere:
         s.mul_(batch.sqrt_d)
-    torch._foreach_addcmul_(params, exp_avgs, batch.keep(s.neg_()))
     if mode != "adams":
-        (b,), (e,) = batch.reduce([params, exp_avgs], [(0, 1)], norms=(0,))
+        # s·‖m‖², except where the step is 0 (huge float32 gradients overflowed v to inf): x
+        # stays, and ‖m‖² may have overflowed too, so 0·inf must not turn it into NaN.
+        smm = torch.where(s == 0, 0.0, s * mm)
+        b = (xx - 2 * s * xm + s * smm).clamp_(min=0)  # ‖x_new‖²
+        e = xm - smm  # ⟨m, x_new⟩
         if sphere:
             inv = 1 / (xx.sqrt() * b.sqrt() + eps)
         else:
             inv = 1 / (b + eps)
             v.mul_(xx * inv)
+    torch._foreach_addcmul_(params, exp_avgs, batch.keep(s.neg_()))
+    if mode != "adams":
         torch._foreach_mul_(exp_avgs, batch.keep(b * inv))
         torch._foreach_addcmul_(exp_avgs, params, batch.keep(e.mul_(inv).neg_()))
         if sphere:

@@ -254,20 +254,27 @@ class Workspace:
     """Reusable scratch memory and per-parameter-set plans of a multi-tensor step.
 
     Large fresh CPU allocations cost page faults on every step, so full-size temporaries come
-    from one buffer per device and dtype. It is not optimizer state: nothing in it outlives the
-    pass that wrote it, and it is rebuilt on demand.
+    from a few buffers per device and dtype (``slot`` tells apart the ones alive at the same
+    time). It is not optimizer state: nothing in it outlives the pass that wrote it, and it is
+    rebuilt on demand.
     """
 
     def __init__(self) -> None:
-        self._buffers: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+        self._buffers: dict[tuple[torch.device, torch.dtype, int], Tensor] = {}
         self._batches: dict[tuple, UnitBatch] = {}
 
-    def like(self, t: Tensor) -> Tensor:
-        key = (t.device, t.dtype)
+    def empty(
+        self, shape: Sequence[int], dtype: torch.dtype, device: torch.device, slot: int = 0
+    ) -> Tensor:
+        numel = math.prod(shape)
+        key = (device, dtype, slot)
         buf = self._buffers.get(key)
-        if buf is None or buf.numel() < t.numel():
-            buf = self._buffers[key] = torch.empty(t.numel(), dtype=t.dtype, device=t.device)
-        return buf[: t.numel()].view(t.shape)
+        if buf is None or buf.numel() < numel:
+            buf = self._buffers[key] = torch.empty(numel, dtype=dtype, device=device)
+        return buf[:numel].view(shape)
+
+    def like(self, t: Tensor, slot: int = 0) -> Tensor:
+        return self.empty(t.shape, t.dtype, t.device, slot)
 
     def batch(self, layouts: Sequence[FilterLayout], like: Tensor) -> UnitBatch:
         key = (tuple(layouts), like.device, like.dtype)
@@ -328,60 +335,59 @@ class UnitBatch:
         self,
         quantities: Sequence[Sequence[Tensor]],
         pairs: Sequence[tuple[int, int]] = (),
-        norms: Sequence[int] | None = None,
+        norms: int | None = None,
     ) -> tuple[Tensor, list[Tensor]]:
-        """Per-unit ‖q‖² of the quantities listed in ``norms`` (all by default; a
-        (len(norms), units) tensor) and per-unit ⟨q_i, q_j⟩ for each pair (i, j), in the stat
-        dtype.
+        """Per-unit ‖q‖² of the first ``norms`` quantities (all by default; a (norms, units)
+        tensor) and per-unit ⟨q_i, q_j⟩ for each pair (i, j), in the stat dtype.
 
         Several tensors: per group of equal d, all quantities of all its tensors are gathered
-        into one (quantities, units, d) block, so each group costs four kernels in all.
+        into one (quantities, units, d) block, so each group costs a cat, a norm and a product
+        and sum per pair. Block and products live in the workspace (slots 1 and 2; slot 0 may
+        hold the decayed gradient being reduced).
         """
-        norms = range(len(quantities)) if norms is None else norms
+        norms = len(quantities) if norms is None else norms
         if self.single:
             lay = self.layouts[0]
             sq = (
                 torch.stack(
                     [
-                        torch.linalg.vector_norm(
-                            quantities[k][0], dim=lay.reduce_dims, dtype=self.dtype
-                        )
-                        for k in norms
+                        torch.linalg.vector_norm(q[0], dim=lay.reduce_dims, dtype=self.dtype)
+                        for q in quantities[:norms]
                     ]
                 )
-                .reshape(len(norms), -1)
+                .reshape(norms, -1)
                 .square_()
             )
             dots = []
             for i, j in pairs:
-                prod = torch.mul(
-                    quantities[i][0], quantities[j][0], out=self.ws.like(quantities[i][0])
-                )
+                a = quantities[i][0]
+                prod = torch.mul(a, quantities[j][0], out=self.ws.like(a, slot=1))
                 dots.append(prod.sum(lay.reduce_dims, dtype=self.dtype).reshape(-1))
             return sq, dots
         nq = len(quantities)
+        like = quantities[0][0]
         norm_parts, dot_parts = [], [[] for _ in pairs]
         for (start, stop), stackable in zip(self.groups, self._stackable, strict=True):
             lays = self.layouts[start:stop]
+            units = sum(self.sizes[start:stop])
+            d = lays[0].size
             if stackable:
-                block = torch.cat([t for q in quantities for t in q[start:stop]])
-                block = block.reshape(nq, -1, lays[0].size)
+                parts = [t for q in quantities for t in q[start:stop]]
+                shape = (nq * units, *lays[0].shape[1:])
             else:
-                rows = [
-                    t.reshape(lay.units, lay.size)
+                parts = [
+                    t.reshape(lay.units, d)
                     for q in quantities
                     for t, lay in zip(q[start:stop], lays, strict=True)
                 ]
-                block = torch.cat(rows).view(nq, -1, lays[0].size)
-            picked = (
-                block[: len(norms)]
-                if list(norms) == list(range(len(norms)))
-                else block[list(norms)]
-            )
-            norm_parts.append(torch.linalg.vector_norm(picked, dim=2, dtype=self.dtype))
-            for parts, (i, j) in zip(dot_parts, pairs, strict=True):
-                parts.append((block[i] * block[j]).sum(1, dtype=self.dtype))
-        return torch.cat(norm_parts, dim=1).square_(), [torch.cat(parts) for parts in dot_parts]
+                shape = (nq * units, d)
+            out = self.ws.empty(shape, like.dtype, like.device, slot=1)
+            block = torch.cat(parts, out=out).view(nq, units, d)
+            norm_parts.append(torch.linalg.vector_norm(block[:norms], dim=2, dtype=self.dtype))
+            for dots, (i, j) in zip(dot_parts, pairs, strict=True):
+                out = self.ws.empty((units, d), like.dtype, like.device, slot=2)
+                dots.append(torch.mul(block[i], block[j], out=out).sum(1, dtype=self.dtype))
+        return torch.cat(norm_parts, dim=1).square_(), [torch.cat(dots) for dots in dot_parts]
 
     def keep(self, flat: Tensor) -> list[Tensor]:
         """Per-tensor views of ``flat``, broadcastable against each tensor."""

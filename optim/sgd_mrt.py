@@ -70,10 +70,11 @@ def _transport(
     one pass over the buffer.
     """
     batch = ws.batch(layouts, params[0])
-    (nn,), (e,) = batch.reduce([params, bufs], [(0, 1)], norms=(0,))
-    # A zero-norm filter has no direction to transport along: it keeps its buffer.
-    coef = torch.where(nn > 0, e / torch.where(nn > 0, nn, 1.0), 0.0)
-    torch._foreach_addcmul_(bufs, params, batch.keep(coef.neg_()))
+    (nn,), (e,) = batch.reduce([params, bufs], [(0, 1)], norms=1)
+    # A zero-norm filter has no direction to transport along: it keeps its buffer (its 0/0 is
+    # computed and discarded).
+    coef = torch.where(nn > 0, e / nn, 0.0)
+    torch._foreach_addcmul_(bufs, params, batch.keep(coef), value=-1)
 
 
 def sgd_mrt_reference(
