@@ -235,3 +235,15 @@ def test_leftovers_of_a_killed_export_are_swept_and_no_bytecode_is_cached(
     assert not dead.exists()
     assert sorted(p.name for p in output.parent.iterdir() if p.name.startswith(".")) == []
     assert not (output.parent / "__pycache__").exists()
+
+
+def test_study_names_with_terminal_escapes_are_printed_escaped(tmp_path, output, capsys):
+    url = f"sqlite:///{tmp_path / 'esc.db'}"
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="evil\x1b[2J", storage=storage, direction="maximize")
+    for key, value in (("dataset", "digits"), ("model", "resnet20"), ("optimizer", "adamsrt")):
+        study.set_user_attr(key, value)
+    study.add_trial(_trial(TrialState.COMPLETE, 0.5, 1e-3))
+    assert export_best.main(["--storage", url, "--output", str(output), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil\\x1b[2J" in out
