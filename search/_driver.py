@@ -329,13 +329,16 @@ class _Heartbeat:
         with self.lock:
             self.trial_ids.discard(trial_id)
 
+    def beat(self) -> None:
+        with self.lock:
+            ids = list(self.trial_ids)
+        for trial_id in ids:
+            self.storage.record_heartbeat(trial_id)
+
     def _beat(self) -> None:
         while not self.stop.wait(self.interval):
-            with self.lock:
-                ids = list(self.trial_ids)
-            for trial_id in ids:
-                with contextlib.suppress(Exception):  # a missed beat is made up next time
-                    self.storage.record_heartbeat(trial_id)
+            with contextlib.suppress(Exception):  # a missed beat is made up next time
+                self.beat()
 
     def close(self) -> None:
         self.stop.set()
@@ -535,6 +538,13 @@ class _Search:
             if caught:
                 raise Interrupted(caught[0], self.requeue_inflight())
             snapshot = self.snapshot()
+            line = format_progress(
+                [_progress_row(self.spec, opt, trials) for opt, trials in snapshot.items()],
+                time.time() - started,
+            )
+            if line.split("] ", 1)[1] != last:
+                self.say(line)
+                last = line.split("] ", 1)[1]
             self.watch(snapshot)
             self.launch(snapshot)
             if not self.inflight and not self.foreign_running(snapshot):
@@ -543,24 +553,16 @@ class _Search:
                 [f.handle for f in self.inflight.values()], self.poll_s
             ):
                 self.finish(handle, outcome)
-            rows = [
-                _progress_row(self.spec, opt, trials)
-                for opt, trials in self.snapshot(stale=False).items()
-            ]
-            line = format_progress(rows, time.time() - started)
-            if line.split("] ", 1)[1] != last:
-                self.say(line)
-                last = line.split("] ", 1)[1]
 
-    def snapshot(self, stale: bool = True) -> dict[str, list[FrozenTrial]]:
+    def snapshot(self) -> dict[str, list[FrozenTrial]]:
         """Every study's trials; first, a dead driver's trials are failed and queued again,
         and the confirmation runs of a study whose search is over are queued."""
+        self.heartbeat.beat()  # ours are alive, whatever the heartbeat thread's timing
         out = {}
         for opt, study in self.studies.items():
-            if stale:
-                optuna.storages.fail_stale_trials(study)
+            optuna.storages.fail_stale_trials(study)
             out[opt] = study.get_trials(deepcopy=False)
-            if stale and enqueue_confirmations(self.spec, opt, study, out[opt]):
+            if enqueue_confirmations(self.spec, opt, study, out[opt]):
                 out[opt] = study.get_trials(deepcopy=False)
         return out
 
