@@ -119,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for model_name in args.models:
         steps = 20 if model_name == "resnet20" or device.type == "cuda" else 5
-        timers = {
-            n: _timer(n, model_name, device, steps, args.compile, clock) for n in args.optimizers
-        }
+        timers = {}
+        for n in args.optimizers:
+            timers[n] = _timer(n, model_name, device, steps, args.compile, clock)
+            # Progress while compiling on a slow machine; the table below repeats it.
+            print(f"{model_name} {n}: warm-up {timers[n][2]:.1f} s", file=sys.stderr, flush=True)
         samples: dict[str, list[float]] = {n: [] for n in timers}
         for _ in range(args.repeats):
             for n, (run, _, _) in timers.items():
