@@ -1,10 +1,11 @@
-"""A finished study served by optuna-dashboard on 127.0.0.1 and rendered in headless Chromium:
-the study list shows both study names, each study's trial list shows its trial count and the
-state of every trial, and the study page renders (screenshot)."""
+"""A database written by the search (``search.run``) served by optuna-dashboard on 127.0.0.1 and
+rendered in headless Chromium: the study list, each study's trial list (count and the state of
+every trial), a trial's details with the search's attributes, and each study page (best trial,
+the states in its legend, a screenshot) show what the storage holds."""
 
 from __future__ import annotations
 
-import logging
+import json
 import re
 import shutil
 import socket
@@ -13,16 +14,23 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from itertools import pairwise
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from search import StudySpec, create_studies, load_spec, open_storage, run
+
+from .conftest import TINY
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
-    # Four Chromium launches plus the server: about 10 s in all.
+    # A small search in-process (20-40 s on 2 busy cores), then the server and seven Chromium
+    # launches (3-6 s each).
     pytest.mark.slow,
     pytest.mark.skipif(
         CHROMIUM is None,
@@ -30,13 +38,14 @@ pytestmark = [
     ),
 ]
 
-# One letter per trial, in trial order: C complete, P pruned (after two reported epochs), F fail.
-PLANS = {
-    "digits-resnet20-adamsrt": "CCPCFPC",  # 7 trials: 4 complete, 2 pruned, 1 fail
-    "digits-resnet20-sgd": "CPCFC",  # 5 trials: 3 complete, 1 pruned, 1 fail
+OPTIMIZERS = ("adamsrt", "sgd")
+# The study that gets the diverging trial: SGD's loss overflows at once with this lr.
+DIVERGING = ("sgd", {"lr": 1e12, "weight_decay": 1e-2, "momentum": 0.99})
+STATE_NAMES = {
+    TrialState.COMPLETE: "Complete",
+    TrialState.PRUNED: "Pruned",
+    TrialState.FAIL: "Fail",
 }
-STATE_NAMES = {"C": "Complete", "P": "Pruned", "F": "Fail"}
-EPOCHS = 4
 SERVER_START_S = 30.0
 CHROMIUM_TIMEOUT_S = 90
 CHROMIUM_FLAGS = [
@@ -54,47 +63,58 @@ CHROMIUM_FLAGS = [
 ]
 
 
-class _Failed(RuntimeError):
-    pass
+def _search(tmp: Path) -> tuple[str, StudySpec]:
+    """Run a small, seeded search in-process: some trials complete, some are pruned (median
+    pruner from epoch 2) and the enqueued diverging trial fails."""
+    spec_path = tmp / "dash.toml"
+    spec_path.write_text(
+        TINY.format(
+            name="dash", optimizers=list(OPTIMIZERS), epochs=3, n_trials=5, train_subset=128,
+            pruner="median", workers=1, cpus=1,
+        ).replace("'", '"')
+    )  # fmt: skip
+    spec = load_spec(spec_path)
+    url = f"sqlite:///{tmp / 'search.db'}"
+    create_studies(spec, open_storage(url))
+    optimizer, params = DIVERGING
+    study = optuna.load_study(study_name=spec.study_name(optimizer), storage=url)
+    study.enqueue_trial(params, skip_if_exists=False)
+    with pytest.warns(UserWarning, match="is out of range for distribution"):
+        run(
+            spec,
+            storage_url=url,
+            executor="local",
+            checkpoint_dir=tmp / "checkpoints",
+            heartbeat_interval=2,
+            say=lambda _: None,
+        )
+    return url, spec
 
 
-def _objective(plan: str):
-    def objective(trial: optuna.Trial) -> float:
-        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
-        kind = plan[trial.number]
-        if kind == "F":
-            raise _Failed(f"trial {trial.number} diverged")
-        for epoch in range(EPOCHS):
-            trial.report(0.5 + 0.1 * epoch + 0.01 * trial.number, epoch)
-            if kind == "P" and epoch == 1:
-                raise optuna.TrialPruned()
-        return 0.8 + 0.01 * trial.number + 1e-3 * lr
+@dataclass(frozen=True)
+class Stored:
+    """What the storage holds for one study, read with optuna alone."""
 
-    return objective
+    name: str
+    study_id: int
+    trials: list[FrozenTrial]
+    best: int
 
 
-def _build_storage(db: Path) -> tuple[str, dict[str, int]]:
-    url = f"sqlite:///{db}"
+def _stored(url: str, spec: StudySpec) -> dict[str, Stored]:
+    """Each optimizer's study as the storage holds it."""
     storage = optuna.storages.RDBStorage(url)
-    ids = {}
-    optuna_logger = logging.getLogger("optuna")
-    level = optuna_logger.level
-    optuna_logger.setLevel(logging.ERROR)  # the planned FAIL trials would log tracebacks
     try:
-        for name, plan in PLANS.items():
-            study = optuna.create_study(
-                study_name=name,
-                storage=storage,
-                direction="maximize",
-                sampler=optuna.samplers.RandomSampler(seed=0),
-            )
-            study.optimize(_objective(plan), n_trials=len(plan), catch=(_Failed,))
-            ids[name] = storage.get_study_id_from_name(name)
+        out = {}
+        for opt in OPTIMIZERS:
+            name = spec.study_name(opt)
+            study = optuna.load_study(study_name=name, storage=storage)
+            study_id = storage.get_study_id_from_name(name)
+            out[opt] = Stored(name, study_id, study.trials, study.best_trial.number)
+        return out
     finally:
-        optuna_logger.setLevel(level)
         storage.remove_session()
         storage.engine.dispose()
-    return url, ids
 
 
 def _free_port() -> int:
@@ -120,9 +140,14 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, deadline_s: float) -
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
-    """(base URL, {study name: study id}) of an optuna-dashboard serving a finished SQLite file."""
+    """(base URL, {optimizer: what the storage holds of its study}) of an optuna-dashboard
+    serving the SQLite file of a finished search."""
     tmp = tmp_path_factory.mktemp("dashboard")
-    url, ids = _build_storage(tmp / "search.db")
+    url, spec = _search(tmp)
+    stored = _stored(url, spec)
+    states = {t.state for s in stored.values() for t in s.trials}
+    # Without these the checks below could not tell a state chip or a legend entry apart.
+    assert states == set(STATE_NAMES), f"the search left the states {states}"
     exe = Path(sys.executable).with_name("optuna-dashboard")
     assert exe.exists(), f"no optuna-dashboard console script next to {sys.executable}"
     port = _free_port()
@@ -137,7 +162,7 @@ def dashboard(tmp_path_factory):
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_http(f"{base}/api/studies", proc, log, SERVER_START_S)
-        yield base, ids
+        yield base, stored
     finally:
         proc.terminate()
         try:
@@ -187,53 +212,92 @@ def _rendered_text(url: str, tmp_path: Path) -> list[str]:
     return parser.texts
 
 
-def test_study_list_shows_both_studies(dashboard, tmp_path):
-    base, ids = dashboard
+def _names(trials: list[FrozenTrial]) -> dict[int, str]:
+    return {t.number: STATE_NAMES[t.state] for t in trials}
+
+
+def test_study_list_shows_every_study(dashboard, tmp_path):
+    base, stored = dashboard
     texts = _rendered_text(f"{base}/dashboard", tmp_path)
     page = " ".join(texts)
     # Each study is a card titled "<study id>. <study name>".
-    for name, study_id in ids.items():
-        assert f"{study_id}. {name}" in page, (
-            f"{name!r} not rendered on the study list: {page[:2000]}"
+    for study in stored.values():
+        assert f"{study.study_id}. {study.name}" in page, (
+            f"{study.name!r} not on the study list: {page[:2000]}"
         )
-    assert page.count("Direction: MAXIMIZE") == len(PLANS), page[:2000]
+    assert page.count("Direction: MAXIMIZE") == len(stored), page[:2000]
 
 
-@pytest.mark.parametrize("name", list(PLANS))
-def test_trial_list_shows_trial_counts_and_states(dashboard, tmp_path, name):
-    base, ids = dashboard
-    plan = PLANS[name]
-    texts = _rendered_text(f"{base}/dashboard/studies/{ids[name]}/trials", tmp_path)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_trial_list_shows_trial_counts_and_states(dashboard, tmp_path, optimizer):
+    base, stored = dashboard
+    study = stored[optimizer]
+    texts = _rendered_text(f"{base}/dashboard/studies/{study.study_id}/trials", tmp_path)
     page = " ".join(texts)
-    assert f"{name} (id={ids[name]})" in texts, page[:2000]
+    assert f"{study.name} (id={study.study_id})" in texts, page[:2000]
     # The list header counts the trials ...
-    assert f"{len(plan)} Trials" in texts, page[:2000]
+    assert f"{len(study.trials)} Trials" in texts, page[:2000]
     # ... and each list row is "Trial <number>" followed by its state chip.
     states = {
         int(m.group(1)): nxt
         for cur, nxt in pairwise(texts)
         if (m := re.fullmatch(r"Trial (\d+)", cur))
     }
-    assert states == {i: STATE_NAMES[k] for i, k in enumerate(plan)}, page[:2000]
-    counts = {s: list(states.values()).count(s) for s in STATE_NAMES.values()}
-    assert counts == {s: plan.count(k) for k, s in STATE_NAMES.items()}
+    assert states == _names(study.trials), page[:2000]
 
 
-def test_study_page_renders(dashboard, tmp_path):
-    base, ids = dashboard
-    name = "digits-resnet20-adamsrt"
-    url = f"{base}/dashboard/studies/{ids[name]}"
-    texts = _rendered_text(url, tmp_path)
+def test_trial_details_show_the_search_attributes(dashboard, tmp_path):
+    """The diverging trial's details: its reason and the attributes the driver and the trial's
+    task recorded (shown as "<key> <value>", non-strings as JSON)."""
+    base, stored = dashboard
+    study = stored[DIVERGING[0]]
+    failed = next(t for t in study.trials if t.state == TrialState.FAIL)
+    texts = _rendered_text(
+        f"{base}/dashboard/studies/{study.study_id}/trials?numbers={failed.number}", tmp_path
+    )
     page = " ".join(texts)
-    assert f"{name} (id={ids[name]})" in texts, page[:2000]
-    best = max(i for i, k in enumerate(PLANS[name]) if k == "C")  # values grow with the number
-    assert f"Best Trial (number={best})" in texts, page[:2000]
-    # The timeline legend names the three states present in the study.
-    for state in STATE_NAMES.values():
-        assert state in texts, page[:2000]
+    assert failed.user_attrs["fail_reason"].startswith("diverged"), failed.user_attrs
+    for key in ("fail_reason", "hparams", "budget", "seed", "worker"):
+        value = failed.user_attrs[key]
+        shown = value if isinstance(value, str) else json.dumps(value)
+        assert f"{key} {shown}" in texts, f"{key} not shown: {page[:3000]}"
 
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_study_page_shows_the_best_trial_and_the_states(dashboard, tmp_path, optimizer):
+    base, stored = dashboard
+    study = stored[optimizer]
+    texts = _rendered_text(f"{base}/dashboard/studies/{study.study_id}", tmp_path)
+    page = " ".join(texts)
+    assert f"{study.name} (id={study.study_id})" in texts, page[:2000]
+    assert f"Best Trial (number={study.best})" in texts, page[:2000]
+    # The timeline legend names each state present in the study.
+    for state in set(_names(study.trials).values()):
+        assert state in texts, page[:2000]
+    # The per-epoch curves of the complete and the pruned trials (the dashboard leaves failed
+    # ones out) are drawn: one legend entry each.
+    assert "Intermediate values" in texts, page[:2000]
+    curves = {
+        t.number
+        for t in study.trials
+        if t.intermediate_values and t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    }
+    pruned = [t.number for t in study.trials if t.state == TrialState.PRUNED]
+    assert set(pruned) & curves, f"no pruned curve to look for in {study.name}"
+    drawn = {int(m.group(1)) for text in texts if (m := re.fullmatch(r"trial #(\d+)", text))}
+    assert drawn == curves, page[:2000]
+
+
+def test_study_page_screenshot(dashboard, tmp_path):
+    base, stored = dashboard
+    study = stored[DIVERGING[0]]
     shot = tmp_path / "study.png"
-    _chromium(url, tmp_path, f"--screenshot={shot}", "--window-size=1280,900")
+    _chromium(
+        f"{base}/dashboard/studies/{study.study_id}",
+        tmp_path,
+        f"--screenshot={shot}",
+        "--window-size=1280,900",
+    )
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") == 1280  # IHDR width
