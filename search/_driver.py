@@ -411,7 +411,8 @@ class _RayExecutor:
                 path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
                 env["PYTHONPATH"] = path
             ray.init(
-                address=address,
+                # "local": a private Ray, even when `ray start` runs on this machine.
+                address=address or "local",
                 runtime_env={"env_vars": env},
                 include_dashboard=False,
                 log_to_driver=True,

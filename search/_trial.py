@@ -156,14 +156,15 @@ def run_trial(job: TrialJob, on_epoch_hook: EpochHook | None = None) -> TrialOut
     for metrics in history:
         if metrics["epoch"] not in reported:
             trial.report(metrics["val_acc"], int(metrics["epoch"]))
-    if history and trial.should_prune():
+    if history and len(history) < job.spec.epochs and trial.should_prune():
         return TrialOutcome("pruned", reason=f"pruned after epoch {len(history)}")
 
     def on_epoch(epoch: int, metrics: dict) -> None:  # epoch is 1-based
         if on_epoch_hook is not None:
             on_epoch_hook(job, epoch)
         trial.report(metrics["val_acc"], epoch)
-        if trial.should_prune():
+        # After the last epoch the run is complete: nothing is left to save by pruning it.
+        if epoch < job.spec.epochs and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
     try:
