@@ -74,17 +74,19 @@ def test_the_paper_grid_with_three_workers_runs_every_point_once(tiny_spec, sqli
 
 
 def test_a_hung_trial_fails_with_its_reason_and_the_study_goes_on(tiny_spec, sqlite_url, tmp_path):
-    spec = tiny_spec(optimizers=("sgd",), n_trials=3, epochs=2, train_subset=64, workers=2)
-    spec = spec.replace(trial_timeout=8.0)
+    spec = tiny_spec(optimizers=("sgd",), n_trials=2, epochs=2, train_subset=64, workers=2)
+    # Generous: on a slow shared machine a healthy trial's first epoch may take a while.
+    spec = spec.replace(trial_timeout=45.0)
     checkpoints = tmp_path / "checkpoints"
     write_plan(checkpoints, trial=0, epoch=1, kind="hang")
-    started = time.time()
     run(spec, storage_url=sqlite_url, heartbeat_interval=2, checkpoint_dir=checkpoints,
         trial_fn=trial_with_faults, say=print)  # fmt: skip
-    assert time.time() - started < 300
     trials = trials_of(sqlite_url, spec)["sgd"]
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
-    assert trials[0].user_attrs["fail_reason"].startswith("timeout: no finished epoch for 8 s")
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[0].user_attrs["fail_reason"] == (
+        "timeout: no finished epoch for 45 s (trial_timeout) after epoch 1"
+    )
+    assert len(trials[0].intermediate_values) == 1
     _check_consistent(spec, sqlite_url)
 
 
