@@ -238,6 +238,15 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> bool:
             f"over {len(reached)} of {n} seeds"
             + (f"; not reached on {n - len(reached)} seed(s)" if len(reached) < n else "")
         )
+        if len(reached) < n:
+            floor = [
+                x if x is not None else r["tpe"]["search_epochs"] / r["grid"]["search_epochs"]
+                for x, r in zip(ratios, rows, strict=True)
+            ]
+            print(
+                f"  with an unreached seed at its whole search (a lower bound: it never "
+                f"reached): mean >= {statistics.fmean(floor):.3f} over {n} seeds"
+            )
     else:
         print(f"reach ratio: grid best - {TOLERANCE} never reached on any of {n} seeds")
     print(
