@@ -112,12 +112,12 @@ def test_timeout_stops_new_starts(tiny_spec, sqlite_url, tmp_path):
 
 
 def test_pruning_spends_fewer_epochs_and_stores_pruned_curves(tiny_spec, sqlite_url, tmp_path):
-    base = dict(optimizers=("sgd",), epochs=4, n_trials=8, train_subset=192)
+    base = dict(optimizers=("sgd",), epochs=4, n_trials=6, train_subset=128)
     unpruned = tiny_spec(name="full", pruner="none", **base)
     pruned = tiny_spec(name="pruned", pruner="median", **base)
     full_rows = _run(unpruned, sqlite_url, tmp_path)
     pruned_rows = _run(pruned, sqlite_url, tmp_path)
-    assert full_rows[0].epochs == 8 * 4
+    assert full_rows[0].epochs == 6 * 4
     assert pruned_rows[0].pruned >= 1
     assert pruned_rows[0].epochs < full_rows[0].epochs
     for t in trials_of(sqlite_url, pruned)["sgd"]:
