@@ -17,6 +17,7 @@ import os
 import random
 import signal
 import socket
+import statistics
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from ._export import Candidate, best_candidate
 from ._space import grid, suggest
 from ._spec import SpecError, StudySpec
 from ._storage import OUTAGE_S, StorageError, open_storage, redact
@@ -89,6 +91,7 @@ class StudyProgress:
     epochs: int  # epochs trained, summed over trials (from their per-epoch reports)
     confirmed: int = 0  # confirmation trials finished
     confirm_target: int = 0
+    confirmed_best: Candidate | None = None  # what the export would take
 
     @property
     def done(self) -> int:
@@ -178,13 +181,14 @@ def _progress_row(spec: StudySpec, opt: str, trials: list[FrozenTrial]) -> Study
         complete=len(complete),
         pruned=sum(t.state == TrialState.PRUNED for t in counted),
         failed=sum(t.state == TrialState.FAIL for t in counted),
-        running=sum(t.state == TrialState.RUNNING for t in counted),
+        running=sum(t.state == TrialState.RUNNING for t in counted_trials(trials)),
         best_value=best.value if best else None,
         best_trial=best.number if best else None,
         # A queued copy inherits its failed row's curve: count each lineage once.
         epochs=sum(len(t.intermediate_values) for t in counted_trials(trials)),
         confirmed=sum(t.state.is_finished() for t in confirming),
         confirm_target=spec.confirm.top * spec.confirm.seeds,
+        confirmed_best=best_candidate(trials) if confirming else None,
     )
 
 
@@ -253,6 +257,15 @@ def format_summary(rows: list[StudyProgress]) -> str:
             f"{r.study:<{width}}  {r.complete:>8} {r.pruned:>6} {r.failed:>6} {r.epochs:>6}  "
             f"{best}  {trial}"
         )
+    for r in rows:
+        c = r.confirmed_best
+        if c is not None and c.confirmed:
+            values = list(c.confirmations.values())
+            lines.append(
+                f"{r.optimizer}: trial #{c.trial.number} confirmed at {100 * c.score:.2f}% "
+                f"± {100 * statistics.pstdev(values):.2f} over seeds {sorted(c.confirmations)} "
+                f"(searched at {100 * c.trial.value:.2f}%)"
+            )
     return "\n".join(lines)
 
 
@@ -300,7 +313,6 @@ class _InFlight:
     """A trial the driver launched and has not told yet."""
 
     study: optuna.Study
-    optimizer: str
     trial_id: int
     job: TrialJob
     handle: Any
@@ -629,7 +641,7 @@ class _Search:
             outage_s=self.storage.outage_s,
         )
         handle = self.executor.submit(job)
-        self.inflight[trial._trial_id] = _InFlight(study, opt, trial._trial_id, job, handle)
+        self.inflight[trial._trial_id] = _InFlight(study, trial._trial_id, job, handle)
 
     def watch(self, snapshot: dict[str, list[FrozenTrial]]) -> None:
         """Note each trial's progress; fail one with no finished epoch for ``trial_timeout``."""

@@ -188,5 +188,12 @@ def test_confirmation_retrains_the_best_trials_on_new_seeds(tiny_spec, sqlite_ur
         )
         assert t.value == again.best_val_acc
     assert (rows[0].done, rows[0].confirmed, rows[0].confirm_target) == (3, 4, 4)
+    means = {
+        n: sum(t.value for t in confirm if t.user_attrs["confirms"] == n) / 2
+        for n in {t.user_attrs["confirms"] for t in confirm}
+    }
+    best = max(means, key=lambda n: (means[n], -n))
+    assert rows[0].confirmed_best.trial.number == best
+    assert rows[0].confirmed_best.score == pytest.approx(means[best], abs=1e-12)
     _run(spec, sqlite_url, tmp_path)  # nothing left: no new trial
     assert len(trials_of(sqlite_url, spec)["sgd"]) == 7
