@@ -170,8 +170,9 @@ def progress(spec: StudySpec, storage: RDBStorage) -> list[StudyProgress]:
 
 
 def _progress_row(spec: StudySpec, opt: str, trials: list[FrozenTrial]) -> StudyProgress:
-    counted = search_trials(trials)
-    confirming = [t for t in counted_trials(trials) if "confirms" in t.user_attrs]
+    every = counted_trials(trials)  # search and confirmation runs, each lineage once
+    counted = [t for t in every if "confirms" not in t.user_attrs]
+    confirming = [t for t in every if "confirms" in t.user_attrs]
     complete = [t for t in counted if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value) if complete else None
     return StudyProgress(
@@ -181,11 +182,11 @@ def _progress_row(spec: StudySpec, opt: str, trials: list[FrozenTrial]) -> Study
         complete=len(complete),
         pruned=sum(t.state == TrialState.PRUNED for t in counted),
         failed=sum(t.state == TrialState.FAIL for t in counted),
-        running=sum(t.state == TrialState.RUNNING for t in counted_trials(trials)),
+        running=sum(t.state == TrialState.RUNNING for t in every),
         best_value=best.value if best else None,
         best_trial=best.number if best else None,
         # A queued copy inherits its failed row's curve: count each lineage once.
-        epochs=sum(len(t.intermediate_values) for t in counted_trials(trials)),
+        epochs=sum(len(t.intermediate_values) for t in every),
         confirmed=sum(t.state.is_finished() for t in confirming),
         confirm_target=spec.confirm.top * spec.confirm.seeds,
         confirmed_best=best_candidate(trials) if confirming else None,
