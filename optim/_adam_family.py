@@ -54,17 +54,27 @@ def adam_family_reference(
     eps: float,
     weight_decay: float,
 ) -> None:
-    """One step, tensor by tensor, written as the spec states it.
+    """One step, tensor by tensor: the form torch.compile traces, and ``foreach=False``.
 
-    It is also the form torch.compile traces: the step count and the hyperparameters enter only
-    through tensor arithmetic (no ``.item()``, no Python-scalar keyword arguments), so nothing
-    the optimizer or a scheduler changes between steps is baked into the graph.
+    The step count and the hyperparameters enter only through tensor arithmetic (no
+    ``.item()``, no Python-scalar keyword arguments), so nothing the optimizer or a scheduler
+    changes between steps is baked into the graph. The sums RT needs are taken before the
+    update, with ‖g‖² (see :func:`_adam_units`), so Inductor makes one reduction and one
+    pointwise pass of each tensor. The spec's literal form is checked against this in the tests.
     """
-    for p, grad, m, v, step, layout in zip(
-        params, grads, exp_avgs, exp_avg_sqs, steps, layouts, strict=True
-    ):
+    for step in steps:
         step += 1
-        bc1, bc2 = _bias_correction(beta1, step), _bias_correction(beta2, step)
+    bcs = [(_bias_correction(beta1, t), _bias_correction(beta2, t)) for t in steps]
+    units = [i for i, layout in enumerate(layouts) if layout is not None]
+    if units:
+        # The filters' 1 − β^t in one stacked tensor, so each is computed once: inlined,
+        # Inductor would recompute both powers in every vector of every per-filter loop.
+        stacked = torch.stack([bc for i in units for bc in bcs[i]]).view(-1, 2)
+        for i, row in zip(units, stacked, strict=True):
+            bcs[i] = row
+    for p, grad, m, v, (bc1, bc2), layout in zip(
+        params, grads, exp_avgs, exp_avg_sqs, bcs, layouts, strict=True
+    ):
         sphere = mode == "adamg" and layout is not None
         g = grad if weight_decay == 0 or sphere else grad + weight_decay * p
         m.mul_(beta1).add_((1 - beta1) * g)
@@ -82,18 +92,24 @@ def adam_family_reference(
         v_unit = v.view(layout.keep_shape)
         v_unit.mul_(beta2).add_((1 - beta2) * dot(g, g))
         denom = v_unit.to(dtype).sqrt() / bc2.sqrt() + eps
-        scale = lr / bc1 * (1.0 if sphere else math.sqrt(layout.size))
-        x_old = p.clone()
-        p.sub_(m.to(dtype) * (scale / denom))
-        if mode == "adamsrt":
-            a, b, c, e = dot(x_old, x_old), dot(p, p), dot(x_old, p), dot(m, p)
-            v_unit.mul_(a / (b + eps))
-            m.copy_((c * m - e * x_old) / (b + eps))
-        elif mode == "adamg":
-            norm_old, norm_new = dot(x_old, x_old).sqrt(), dot(p, p).sqrt()
-            c, e = dot(x_old, p), dot(m, p)
-            m.copy_((c * m - e * x_old) / (norm_old * norm_new + eps))
-            p.div_(norm_new + eps)
+        s = lr / bc1 * (1.0 if sphere else math.sqrt(layout.size)) / denom  # x_new = x − s·m
+        if mode == "adams":
+            p.sub_(m.to(dtype) * s)
+            continue
+        xx, mm, xm = dot(p, p), dot(m, m), dot(p, m)
+        # s·‖m‖², 0 where the step is 0 (v overflowed): 0·inf must not turn into NaN.
+        smm = torch.where(s == 0, 0.0, s * mm)
+        b = (xx - 2 * s * xm + s * smm).clamp(min=0)  # ‖x_new‖²
+        e = xm - smm  # ⟨m, x_new⟩
+        p.sub_(m.to(dtype) * s)
+        if sphere:
+            inv = 1 / (xx.sqrt() * b.sqrt() + eps)
+        else:
+            inv = 1 / (b + eps)
+            v_unit.mul_(xx * inv)
+        m.copy_(m * (b * inv) - p * (e * inv))
+        if sphere:
+            p.div_(b.sqrt() + eps)
 
 
 def _adam_elementwise_foreach(
@@ -141,22 +157,35 @@ def _adam_units(
     eps: float,
     weight_decay: float,
 ) -> None:
-    """Units of several small tensors at once, or of one large tensor: one reduction, the
+    """Units of several small tensors at once, or of one large tensor: the per-unit sums, the
     scalar maths on one flat vector of per-unit values, then three or four in-place passes.
 
     With s the per-unit step, x_new = x − s·m and x_old = x_new + s·m, so the transported moment
     (⟨x_old, x_new⟩·m − ⟨m, x_new⟩·x_old)/n equals (‖x_new‖²·m − ⟨m, x_new⟩·x_new)/n, and both
     sums follow from ‖x‖², ⟨x, m⟩, ‖m‖² taken before the update, in the same reduction as ‖g‖²
-    (the spec's performance hint).
+    (the spec's performance hint). No full-size temporary but the batch's scratch.
     """
     batch = ws.batch(layouts, params[0])
     sphere = mode == "adamg"
-    grads = _decayed(grads, params, 0.0 if sphere else weight_decay, ws)
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    if mode == "adams":
-        (gg,), _ = batch.reduce([grads])
-    else:
-        (gg, xx, mm), (xm,) = batch.reduce([grads, params, exp_avgs], [(1, 2)])
+    wd = 0.0 if sphere else weight_decay
+    dtype = None if batch.dtype == params[0].dtype else batch.dtype
+    norm = torch.linalg.vector_norm
+    sums: list[list[Tensor]] = [[], [], [], []]  # ‖g‖, ‖x‖, ‖m‖, ⟨x, m⟩ per tensor
+    scratch = batch.scratch(params[0])
+    # Tensor by tensor up to the per-unit sums, each tensor still in cache from the op before.
+    for x, g, m, lay, out in zip(params, grads, exp_avgs, layouts, scratch, strict=True):
+        if wd != 0:
+            g = torch.add(g, x, alpha=wd, out=out)
+        m.lerp_(g, 1 - beta1)
+        sums[0].append(norm(g, dim=lay.reduce_dims, dtype=dtype))
+        if mode != "adams":
+            sums[1].append(norm(x, dim=lay.reduce_dims, dtype=dtype))
+            sums[2].append(norm(m, dim=lay.reduce_dims, dtype=dtype))
+            sums[3].append(torch.mul(x, m, out=out).sum(lay.reduce_dims, dtype=dtype))
+    gg = batch.flat(sums[0]).square_()
+    if mode != "adams":
+        xx, mm = batch.flat(sums[1]).square_(), batch.flat(sums[2]).square_()
+        xm = batch.flat(sums[3])
     v = torch.cat([s.reshape(-1) for s in exp_avg_sqs]).to(batch.dtype)
     v.mul_(beta2).add_(gg, alpha=1 - beta2)
     step = batch.per_tensor([lr / bc1 for bc1, _ in bcs])
@@ -175,10 +204,16 @@ def _adam_units(
         else:
             inv = 1 / (b + eps)
             v.mul_(xx * inv)
-    torch._foreach_addcmul_(params, exp_avgs, batch.keep(s.neg_()))
-    if mode != "adams":
-        torch._foreach_mul_(exp_avgs, batch.keep(b * inv))
-        torch._foreach_addcmul_(exp_avgs, params, batch.keep(e.mul_(inv).neg_()))
+    if mode == "adams":
+        torch._foreach_addcmul_(params, exp_avgs, batch.keep(s.neg_()))
+    else:
+        # m ← (‖x_new‖²·m − ⟨m, x_new⟩·x_new)/n right after the step, x and m still in cache.
+        coefs = zip(
+            batch.keep(s.neg_()), batch.keep(b * inv), batch.keep(e.mul_(inv).neg_()), strict=True
+        )
+        for x, m, (step_, keep_, along) in zip(params, exp_avgs, coefs, strict=True):
+            x.addcmul_(m, step_)
+            m.mul_(keep_).addcmul_(x, along)
         if sphere:
             torch._foreach_mul_(params, batch.keep(1 / (b.sqrt() + eps)))
     torch._foreach_copy_(exp_avg_sqs, batch.stat(v))

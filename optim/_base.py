@@ -165,7 +165,8 @@ class SphericalOptimizer(Optimizer):
     Subclasses implement ``_init_group(group, params, grads, *state_lists)``, which creates the
     lazy state and fills the lists (torch's name and shape: under torch.compile Dynamo runs it
     eagerly, outside the graph, so the graph never changes once state exists), and
-    ``_step_group(group)``, which calls it and runs the update.
+    ``_step_groups(groups)``, which calls it for groups that share their hyperparameters and
+    runs their update as one pass.
     """
 
     _name = "SphericalOptimizer"
@@ -195,12 +196,32 @@ class SphericalOptimizer(Optimizer):
             if "step" in p_state and not torch.is_tensor(p_state["step"]):
                 p_state["step"] = torch.tensor(float(p_state["step"]), dtype=torch.float32)
 
-    def _step_group(self, group: dict[str, Any]) -> None:
+    def _step_groups(self, groups: list[dict[str, Any]]) -> None:
         raise NotImplementedError
 
     def _layouts(self, group: dict[str, Any], params: list[Tensor]) -> list[FilterLayout | None]:
         channel_dims = group_channel_dims(group)
-        return [filter_layout(tuple(p.shape), channel_dims) for p in params]
+        if not channel_dims:
+            return [None] * len(params)
+        layout = _filter_layout if torch.compiler.is_compiling() else _cached_filter_layout
+        return [layout(tuple(p.shape), channel_dims) for p in params]
+
+    def _passes(self) -> list[list[dict[str, Any]]]:
+        """The param groups, gathered by equal hyperparameters (their filter layouts may
+        differ): a model's usual two groups, filters and the rest, then run as one pass.
+        Not under torch.compile: comparing float hyperparameters would guard on their values,
+        and one graph per group costs nothing there."""
+        if torch.compiler.is_compiling():
+            return [[group] for group in self.param_groups]
+        keys = [k for k in self.defaults if k not in ("channel_wise", "channel_dims")]
+        passes: list[list[dict[str, Any]]] = []
+        for group in self.param_groups:
+            match = [run for run in passes if _same_values(run[0], group, keys)]
+            if match:
+                match[0].append(group)
+            else:
+                passes.append([group])
+        return passes
 
     def _check_grad(self, p: Tensor) -> None:
         if p.grad.is_sparse:
@@ -224,9 +245,18 @@ class SphericalOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            self._step_group(group)
+        for groups in self._passes():
+            self._step_groups(groups)
         return loss
+
+
+def _same_values(a: dict[str, Any], b: dict[str, Any], keys: list[str]) -> bool:
+    # A tensor (an lr a scheduler fills in place) is only the same as itself.
+    pairs = [(a.get(k), b.get(k)) for k in keys]
+    return all(
+        x is y or (not (isinstance(x, Tensor) or isinstance(y, Tensor)) and x == y)
+        for x, y in pairs
+    )
 
 
 def new_step() -> Tensor:
@@ -277,7 +307,9 @@ class Workspace:
         return self.empty(t.shape, t.dtype, t.device, slot)
 
     def batch(self, layouts: Sequence[FilterLayout], like: Tensor) -> UnitBatch:
-        key = (tuple(layouts), like.device, like.dtype)
+        # By identity (hashing the frozen layouts costs more): the batch holds its layouts, so
+        # their ids are not reused while the entry exists.
+        key = (tuple(map(id, layouts)), like.device, like.dtype)
         batch = self._batches.get(key)
         if batch is None:
             batch = self._batches[key] = UnitBatch(layouts, like, self)
@@ -285,13 +317,15 @@ class Workspace:
 
 
 class UnitBatch:
-    """The units of a list of tensors (one device and dtype), with one flat vector holding a
-    per-unit value for all of them, tensor after tensor.
+    """The units of a list of tensors (one device and dtype): one flat vector holds a per-unit
+    value for all of them, tensor after tensor, and scratch to compute the values in.
 
-    A single tensor is reduced in place over its reduce dims. Several tensors are reduced by
-    groups of consecutive tensors with the same unit size d, each gathered into one (units, d)
-    matrix: a handful of kernels instead of a few per tensor, which is what dominates the step
-    of a small network.
+    Callers reduce tensor by tensor over each layout's reduce dims, each tensor still in cache
+    from the op before: gathering units of equal size into one block first copies every
+    operand, which costs more than the launches it saves (a CPU measurement). Scratch for
+    several small tensors is the batch's own, made once (a fresh temporary costs an allocation,
+    the workspace its bookkeeping, each more than the op); a single large tensor's comes from
+    the workspace (slot 1).
     """
 
     def __init__(self, layouts: Sequence[FilterLayout], like: Tensor, ws: Workspace) -> None:
@@ -307,87 +341,28 @@ class UnitBatch:
             ]
         )
         self.counts = torch.tensor(self.sizes, device=device)
-        self.groups: list[tuple[int, int]] = []
-        for i, lay in enumerate(layouts):
-            if self.groups and layouts[self.groups[-1][0]].size == lay.size:
-                self.groups[-1] = (self.groups[-1][0], i + 1)
-            else:
-                self.groups.append((i, i + 1))
-        # Groups whose tensors share the shape past dim 0 concatenate as they are, unreshaped.
-        self._stackable = [
-            all(
-                len(lay.channel_dims) == 1 and lay.shape[1:] == layouts[start].shape[1:]
-                for lay in layouts[start:stop]
-            )
-            for start, stop in self.groups
-        ]
+        self._flat_stats = all(len(lay.stat_shape) == 1 for lay in layouts)
         ndims = {len(lay.keep_shape) for lay in layouts}
         self._uniform_keep = len(ndims) == 1 and all(
             lay.front and len(lay.channel_dims) == 1 for lay in layouts
         )
         self._keep_ndim = ndims.pop() if len(ndims) == 1 else 0
+        self._scratch: list[Tensor] | None = None
+        if len(layouts) > 1:
+            numel = max(math.prod(lay.shape) for lay in layouts)
+            buf = torch.empty(numel, dtype=like.dtype, device=device)
+            self._scratch = [buf[: math.prod(lay.shape)].view(lay.shape) for lay in layouts]
 
-    @property
-    def single(self) -> bool:
-        return len(self.layouts) == 1
+    def scratch(self, like: Tensor) -> list[Tensor]:
+        """Per-tensor scratch, shaped as each tensor: the batch's own for several small
+        tensors, the workspace's (slot 1) for a single one."""
+        return self._scratch or [self.ws.like(like, slot=1)]
 
-    def reduce(
-        self,
-        quantities: Sequence[Sequence[Tensor]],
-        pairs: Sequence[tuple[int, int]] = (),
-        norms: int | None = None,
-    ) -> tuple[Tensor, list[Tensor]]:
-        """Per-unit ‖q‖² of the first ``norms`` quantities (all by default; a (norms, units)
-        tensor) and per-unit ⟨q_i, q_j⟩ for each pair (i, j), in the stat dtype.
-
-        Several tensors: per group of equal d, all quantities of all its tensors are gathered
-        into one (quantities, units, d) block, so each group costs a cat, a norm and a product
-        and sum per pair. Block and products live in the workspace (slots 1 and 2; slot 0 may
-        hold the decayed gradient being reduced).
-        """
-        norms = len(quantities) if norms is None else norms
-        if self.single:
-            lay = self.layouts[0]
-            sq = (
-                torch.stack(
-                    [
-                        torch.linalg.vector_norm(q[0], dim=lay.reduce_dims, dtype=self.dtype)
-                        for q in quantities[:norms]
-                    ]
-                )
-                .reshape(norms, -1)
-                .square_()
-            )
-            dots = []
-            for i, j in pairs:
-                a = quantities[i][0]
-                prod = torch.mul(a, quantities[j][0], out=self.ws.like(a, slot=1))
-                dots.append(prod.sum(lay.reduce_dims, dtype=self.dtype).reshape(-1))
-            return sq, dots
-        nq = len(quantities)
-        like = quantities[0][0]
-        norm_parts, dot_parts = [], [[] for _ in pairs]
-        for (start, stop), stackable in zip(self.groups, self._stackable, strict=True):
-            lays = self.layouts[start:stop]
-            units = sum(self.sizes[start:stop])
-            d = lays[0].size
-            if stackable:
-                parts = [t for q in quantities for t in q[start:stop]]
-                shape = (nq * units, *lays[0].shape[1:])
-            else:
-                parts = [
-                    t.reshape(lay.units, d)
-                    for q in quantities
-                    for t, lay in zip(q[start:stop], lays, strict=True)
-                ]
-                shape = (nq * units, d)
-            out = self.ws.empty(shape, like.dtype, like.device, slot=1)
-            block = torch.cat(parts, out=out).view(nq, units, d)
-            norm_parts.append(torch.linalg.vector_norm(block[:norms], dim=2, dtype=self.dtype))
-            for dots, (i, j) in zip(dot_parts, pairs, strict=True):
-                out = self.ws.empty((units, d), like.dtype, like.device, slot=2)
-                dots.append(torch.mul(block[i], block[j], out=out).sum(1, dtype=self.dtype))
-        return torch.cat(norm_parts, dim=1).square_(), [torch.cat(dots) for dots in dot_parts]
+    def flat(self, parts: list[Tensor]) -> Tensor:
+        """Per-tensor statistics as one flat vector."""
+        if not self._flat_stats:
+            parts = [t.reshape(-1) for t in parts]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def keep(self, flat: Tensor) -> list[Tensor]:
         """Per-tensor views of ``flat``, broadcastable against each tensor."""

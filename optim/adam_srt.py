@@ -82,11 +82,21 @@ class AdamFamily(SphericalOptimizer):
             exp_avg_sqs.append(state["exp_avg_sq"])
             steps.append(state["step"])
 
-    def _step_group(self, group: dict[str, Any]) -> None:
-        params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-        self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, steps)
+    def _step_groups(self, groups: list[dict[str, Any]]) -> None:
+        params, grads, exp_avgs, exp_avg_sqs, steps, layouts = [], [], [], [], [], []
+        for group in groups:
+            # Fresh lists per call: Dynamo runs _init_group outside the graph only when they
+            # start empty.
+            lists: tuple[list, ...] = ([], [], [], [], [])
+            self._init_group(group, *lists)
+            for into, part in zip(
+                (params, grads, exp_avgs, exp_avg_sqs, steps), lists, strict=True
+            ):
+                into += part
+            layouts += self._layouts(group, lists[0])
         if not params:
             return
+        group = groups[0]
         beta1, beta2 = group["betas"]
         foreach = self._use_foreach(group)
         extra = {"workspace": self._workspace} if foreach else {}
@@ -96,7 +106,7 @@ class AdamFamily(SphericalOptimizer):
             exp_avgs,
             exp_avg_sqs,
             steps,
-            self._layouts(group, params),
+            layouts,
             mode=self._mode,
             lr=group_lr(group),
             beta1=beta1,

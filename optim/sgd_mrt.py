@@ -31,49 +31,60 @@ __all__ = ["SGDMRT"]
 
 def _momentum(
     grads: list[Tensor], params: list[Tensor], bufs: list[Tensor | None],
-    *, weight_decay: float, momentum: float, dampening: float, fold: bool,
+    *, weight_decay: float, momentum: float, dampening: float,
 ) -> list[Tensor]:  # fmt: skip
-    """b ← μ·b + (1 − dampening)·(g + λx), in place; a missing buffer starts as g + λx, as
-    torch.optim.SGD. With ``fold`` the decay goes into the buffer as its own pass (no full-size
-    temporary, for large tensors); without, the ops are torch's multi-tensor SGD's, so
-    element-wise tensors match it bit for bit."""
-    decay = weight_decay != 0
-    if decay and not fold:
+    """b ← μ·b + (1 − dampening)·(g + λx), in place; a missing buffer starts as g + λx. The
+    ops are torch's multi-tensor SGD's, so element-wise tensors match it bit for bit."""
+    if weight_decay != 0:
         grads = list(torch._foreach_add(grads, params, alpha=weight_decay))
     out = list(bufs)
     old = []
     for i, buf in enumerate(bufs):
-        if buf is not None:
+        if buf is None:
+            out[i] = torch.clone(grads[i]).detach()
+        else:
             old.append(i)
-            continue
-        out[i] = torch.clone(grads[i]).detach()
-        if decay and fold:
-            out[i].add_(params[i], alpha=weight_decay)
     if old:
         old_b = [out[i] for i in old]
         torch._foreach_mul_(old_b, momentum)
         torch._foreach_add_(old_b, [grads[i] for i in old], alpha=1 - dampening)
-        if decay and fold:
-            torch._foreach_add_(
-                old_b, [params[i] for i in old], alpha=weight_decay * (1 - dampening)
-            )
     return out
 
 
-def _transport(
-    params: list[Tensor], bufs: list[Tensor], layouts: list[FilterLayout], ws: Workspace
-) -> None:
-    """RT of the buffers of units already stepped, x_new = x_old − lr·b.
+def _units(
+    params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None],
+    layouts: list[FilterLayout], ws: Workspace,
+    *, lr: float, momentum: float, dampening: float, weight_decay: float,
+) -> None:  # fmt: skip
+    """Momentum, step and transport of channel-wise tensors; new buffers are stored into
+    ``bufs``. Tensor by tensor up to the per-unit sums, each tensor still in cache from the op
+    before, with no full-size temporary but the batch's scratch.
 
     Substituting x_old = x_new + lr·b in b' = (⟨x_old, x_new⟩·b − ⟨b, x_new⟩·x_old)/‖x_new‖²
-    leaves b' = b − (⟨b, x_new⟩/‖x_new‖²)·x_new: one reduction of x_new, one inner product and
-    one pass over the buffer.
+    leaves b' = b − (⟨b, x_new⟩/‖x_new‖²)·x_new: one norm and one inner product of the stepped
+    tensor, and one pass over the buffer.
     """
     batch = ws.batch(layouts, params[0])
-    (nn,), (e,) = batch.reduce([params, bufs], [(0, 1)], norms=1)
+    dtype = None if batch.dtype == params[0].dtype else batch.dtype
+    norms, dots = [], []
+    scratch = batch.scratch(params[0])
+    for i, (x, g, lay, out) in enumerate(zip(params, grads, layouts, scratch, strict=True)):
+        if weight_decay != 0:
+            g = torch.add(g, x, alpha=weight_decay, out=out)
+        b = bufs[i]
+        if b is None:
+            b = bufs[i] = torch.clone(g).detach()
+        elif dampening == 0:
+            torch.add(g, b, alpha=momentum, out=b)
+        else:
+            b.mul_(momentum).add_(g, alpha=1 - dampening)
+        x.add_(b, alpha=-lr)
+        norms.append(torch.linalg.vector_norm(x, dim=lay.reduce_dims, dtype=dtype))
+        dots.append(torch.mul(x, b, out=out).sum(lay.reduce_dims, dtype=dtype))
+    nn = batch.flat(norms).square_()
     # A zero-norm filter has no direction to transport along: it keeps its buffer (its 0/0 is
     # computed and discarded).
-    coef = torch.where(nn > 0, e / nn, 0.0)
+    coef = torch.where(nn > 0, batch.flat(dots) / nn, 0.0)
     torch._foreach_addcmul_(bufs, params, batch.keep(coef), value=-1)
 
 
@@ -82,9 +93,10 @@ def sgd_mrt_reference(
     layouts: list[FilterLayout | None],
     *, lr: float | Tensor, momentum: float, dampening: float, weight_decay: float,
 ) -> None:  # fmt: skip
-    """One step, tensor by tensor, written as the spec states it; new buffers are stored into
-    ``momentum_buffers``. Also the form torch.compile traces (hyperparameters enter only
-    through tensor arithmetic, so a scheduler's changes are not baked into the graph)."""
+    """One step, tensor by tensor; new buffers are stored into ``momentum_buffers``. The form
+    torch.compile traces, and ``foreach=False`` (hyperparameters enter only through tensor
+    arithmetic, so a scheduler's changes are not baked into the graph); RT as in
+    :func:`_units`."""
     for i, (p, grad, layout) in enumerate(zip(params, grads, layouts, strict=True)):
         g = grad if weight_decay == 0 else grad + weight_decay * p
         buf = momentum_buffers[i]
@@ -95,18 +107,24 @@ def sgd_mrt_reference(
         if layout is None:
             p.sub_(lr * buf)
             continue
-        x_old = p.clone()
-        p.sub_(lr * buf)
-        # ⟨x_old, x_new⟩, ⟨b, x_new⟩, ‖x_new‖² as one stacked reduction: as three, Inductor's
-        # CPU code generation (torch 2.14) fails on this step with a KeyError.
         dtype = stat_dtype(p.dtype)
-        stacked = torch.stack([x_old, buf, p]).to(dtype) * p.to(dtype)
-        c, e, n = stacked.sum([d + 1 for d in layout.reduce_dims], keepdim=True)
+
+        def dot(a: Tensor, b: Tensor, layout: FilterLayout = layout, dtype=dtype) -> Tensor:
+            return (a.to(dtype) * b.to(dtype)).sum(layout.reduce_dims, keepdim=True)
+
+        # The sums before the update, from the tensors as they are (Inductor: one reduction
+        # and one pointwise pass): with x_new = x − lr·b,
+        xx, xb, bb = dot(p, p), dot(p, buf), dot(buf, buf)
+        n = (xx - 2 * lr * xb + lr * lr * bb).clamp(min=0)  # ‖x_new‖²
+        e = xb - lr * bb  # ⟨b, x_new⟩
         # A zero-norm filter has no direction to transport along: it keeps its buffer.
-        safe = n > 0
-        n = torch.where(safe, n, 1.0)
-        transported = (c * buf - e * x_old) / n
-        buf.copy_(torch.where(safe, transported, buf))
+        coef = torch.where(n > 0, e / torch.where(n > 0, n, 1.0), 0.0)
+        # lr per unit, stacked with the coefficient, so that the step of x waits for the sums
+        # that read x: with a plain lr, Inductor's CPU code generation (torch 2.14) fuses the
+        # step into the reduction and fails with a KeyError.
+        step, coef = torch.stack([torch.ones_like(coef) * lr, coef])
+        p.sub_(step * buf.to(dtype))
+        buf.sub_(coef * p.to(dtype))
 
 
 def sgd_mrt_foreach(
@@ -122,23 +140,21 @@ def sgd_mrt_foreach(
         params, grads, momentum_buffers, layouts
     ):
         plain, small, single = split_by_size(lay_, p_)
-        batched = plain + small
-        if batched:
-            ps = [p_[i] for i in batched]
-            bufs = _momentum(
-                [g_[i] for i in batched], ps, [b_[i] for i in batched], fold=False, **hp
-            )
+        if plain:
+            ps = [p_[i] for i in plain]
+            bufs = _momentum([g_[i] for i in plain], ps, [b_[i] for i in plain], **hp)
             torch._foreach_add_(ps, bufs, alpha=-lr)
-            if small:
-                n = len(plain)
-                _transport(ps[n:], bufs[n:], [lay_[i] for i in small], ws)
-            for i, buf in zip(batched, bufs, strict=True):
+            for i, buf in zip(plain, bufs, strict=True):
                 momentum_buffers[idx[i]] = buf
-        for i in single:  # one at a time, every pass while the tensor is in cache
-            bufs = _momentum([g_[i]], [p_[i]], [b_[i]], fold=True, **hp)
-            torch._foreach_add_([p_[i]], bufs, alpha=-lr)
-            _transport([p_[i]], bufs, [lay_[i]], ws)
-            momentum_buffers[idx[i]] = bufs[0]
+        # The small tensors together, each large one alone (see split_by_size).
+        for part in ([small] if small else []) + [[i] for i in single]:
+            bufs = [b_[i] for i in part]
+            _units(
+                [p_[i] for i in part], [g_[i] for i in part], bufs, [lay_[i] for i in part],
+                ws, lr=lr, **hp,
+            )  # fmt: skip
+            for i, buf in zip(part, bufs, strict=True):
+                momentum_buffers[idx[i]] = buf
 
 
 class SGDMRT(SphericalOptimizer):
@@ -187,26 +203,37 @@ class SGDMRT(SphericalOptimizer):
             grads.append(p.grad)
             momentum_buffers.append(state.get("momentum_buffer"))
 
-    def _step_group(self, group: dict[str, Any]) -> None:
-        params, grads, momentum_buffers = [], [], []
-        self._init_group(group, params, grads, momentum_buffers)
+    def _step_groups(self, groups: list[dict[str, Any]]) -> None:
+        params, grads, momentum_buffers, layouts = [], [], [], []
+        for group in groups:
+            # Fresh lists per call: Dynamo runs _init_group outside the graph only when they
+            # start empty.
+            lists: tuple[list, list, list] = ([], [], [])
+            self._init_group(group, *lists)
+            params += lists[0]
+            grads += lists[1]
+            momentum_buffers += lists[2]
+            layouts += self._layouts(group, lists[0])
         if not params:
             return
+        group = groups[0]
         foreach = self._use_foreach(group)
         extra = {"workspace": self._workspace} if foreach else {}
+        old = list(momentum_buffers)
         (sgd_mrt_foreach if foreach else sgd_mrt_reference)(
             params,
             grads,
             momentum_buffers,
-            self._layouts(group, params),
+            layouts,
             lr=group_lr(group),
             momentum=group["momentum"],
             dampening=group["dampening"],
             weight_decay=group["weight_decay"],
             **extra,
         )
-        for p, buf in zip(params, momentum_buffers, strict=True):
-            self.state[p]["momentum_buffer"] = buf
+        for p, buf, before in zip(params, momentum_buffers, old, strict=True):
+            if buf is not before:  # a new buffer (updated in place, it is already there)
+                self.state[p]["momentum_buffer"] = buf
 
 
 SGDMRT.__doc__ = rf"""Implements SGDMRT: SGD with momentum, Rescaling and Transport of the buffer.

@@ -122,6 +122,42 @@ def test_lr_scheduler_acts_on_every_group(name):
     assert lrs == pytest.approx([HPARAMS[name]["lr"] * 0.1] * len(lrs))
 
 
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("name", SPHERICAL)
+def test_each_group_steps_with_its_own_hyperparameters(name, foreach):
+    # Groups with equal hyperparameters run as one pass; one with another lr must not join
+    # them. Expected: one optimizer per group, each alone.
+    cls = {"adams": AdamS, "adamsrt": AdamSRT, "adamg": AdamG, "sgdmrt": SGDMRT}[name]
+    hp = {**HPARAMS[name], "foreach": foreach}
+    model = _net()
+    conv1, bn1, conv2, bn2, fc = model[0], model[1], model[3], model[4], model[8]
+    groups = [
+        {"params": [conv1.weight], "channel_wise": True},
+        {"params": [*bn1.parameters(), *fc.parameters()]},
+        {"params": [conv2.weight], "channel_wise": True, "lr": hp["lr"] / 3},
+        {"params": list(bn2.parameters())},
+    ]
+    clone = copy.deepcopy(model)
+    by_name = dict(clone.named_parameters())
+    alone = [
+        cls([{**g, "params": [by_name[n] for n, p in model.named_parameters() if any(
+            p is q for q in g["params"])]}], **hp)
+        for g in groups
+    ]  # fmt: skip
+    opt = cls(groups, **hp)
+    x, y = _batch()
+    for _ in range(4):
+        for m in (model, clone):
+            m.zero_grad()
+            _loss(m, x, y).backward()
+        opt.step()
+        for o in alone:
+            o.step()
+    for a, b in zip(model.parameters(), clone.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(conv2.weight, _net()[3].weight)
+
+
 @pytest.mark.parametrize("name", list(HPARAMS))
 def test_short_training_lowers_the_loss(name):
     model = _net(seed=1)
