@@ -115,7 +115,9 @@ def test_ctrl_c_to_the_cli_leaves_nothing_running_and_the_rerun_finishes(
     trials = trials_of(sqlite_url, spec)["sgd"]
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     requeued = [t for t in trials if t.state == TrialState.WAITING]
-    assert requeued and all(t.system_attrs["failed_trial"] is not None for t in requeued)
+    states = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in trials]
+    assert requeued, (out, states)
+    assert all(t.system_attrs["failed_trial"] is not None for t in requeued)
 
     again = run_cli(args)
     out, _ = again.communicate(timeout=300)
