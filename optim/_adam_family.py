@@ -1,4 +1,5 @@
-"""The update rules of AdamS, AdamSRT and AdamG, as a readable reference and a multi-tensor path.
+"""The update rules of AdamS, AdamSRT and AdamG: a per-tensor form (traced by torch.compile)
+and a fast eager path.
 
 ``mode`` selects the rule on units (the filters of channel-wise tensors):
 

@@ -8,8 +8,8 @@ PARAMS_DOC = r"""params: an iterable of parameters or of dicts defining paramete
 CHANNEL_DOC = r"""channel_wise (bool, optional): default for groups that do not set it (default: False).
         channel_dims (tuple of int, optional): default for groups that do not set it
             (default: None, i.e. ``(0,)`` when ``channel_wise`` else element-wise).
-        foreach (bool, optional): use the multi-tensor implementation; ``None`` picks it
-            (default: None). ``False`` runs the readable per-tensor reference."""
+        foreach (bool, optional): use the fast eager implementation; ``None`` picks it
+            (default: None). ``False`` runs the per-tensor form that torch.compile traces."""
 
 REFERENCE = (
     "Roburin, de Mont-Marin, Bursuc, Marlet, Pérez, Aubry, *Spherical Perspective on Learning "
