@@ -10,7 +10,7 @@ import signal
 import pytest
 from optuna.trial import TrialState
 
-from search import counted_trials, load_spec, run
+from search import _driver, counted_trials, load_spec, run
 
 from .conftest import run_driver, trials_of, uninterrupted
 from .faults import trial_with_faults, write_plan
@@ -111,6 +111,30 @@ def test_ctrl_c_twice_is_as_clean_as_once(setup):
     assert proc.returncode == 130, out
     assert "Traceback" not in out
     assert [t.state for t in trials_of(url, spec)["sgd"]] == [TrialState.FAIL, TrialState.WAITING]
+
+
+def test_a_ctrl_c_after_a_stop_waits_out_the_grace_then_is_the_callers_again(monkeypatch):
+    # After a stop, a second Ctrl-C within the grace is part of it (no KeyboardInterrupt in
+    # whatever runs then); past the grace the caller's own handler has it again.
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, _driver._after_stop(signal.default_int_handler))
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+        except KeyboardInterrupt:
+            pytest.fail("a Ctrl-C within the grace raised KeyboardInterrupt")
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        monkeypatch.setattr(_driver, "STOP_GRACE_S", 0.0)
+        signal.signal(signal.SIGINT, _driver._after_stop(signal.default_int_handler))
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _outage_setup(write_spec, pg_url, tmp_path):
