@@ -206,6 +206,20 @@ class SphericalOptimizer(Optimizer):
         layout = _filter_layout if torch.compiler.is_compiling() else _cached_filter_layout
         return [layout(tuple(p.shape), channel_dims) for p in params]
 
+    def _gather(self, groups: list[dict[str, Any]], count: int) -> tuple[list[list], list]:
+        """``_init_group``'s ``count`` lists over ``groups``, concatenated, and the layouts."""
+        merged: list[list] = [[] for _ in range(count)]
+        layouts: list[FilterLayout | None] = []
+        for group in groups:
+            # Fresh lists per call: Dynamo runs _init_group outside the graph only when they
+            # start empty.
+            lists: list[list] = [[] for _ in range(count)]
+            self._init_group(group, *lists)
+            for into, part in zip(merged, lists, strict=True):
+                into += part
+            layouts += self._layouts(group, lists[0])
+        return merged, layouts
+
     def _passes(self) -> list[list[dict[str, Any]]]:
         """The param groups, gathered by equal hyperparameters (their filter layouts may
         differ): a model's usual two groups, filters and the rest, then run as one pass.

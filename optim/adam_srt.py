@@ -83,17 +83,7 @@ class AdamFamily(SphericalOptimizer):
             steps.append(state["step"])
 
     def _step_groups(self, groups: list[dict[str, Any]]) -> None:
-        params, grads, exp_avgs, exp_avg_sqs, steps, layouts = [], [], [], [], [], []
-        for group in groups:
-            # Fresh lists per call: Dynamo runs _init_group outside the graph only when they
-            # start empty.
-            lists: tuple[list, ...] = ([], [], [], [], [])
-            self._init_group(group, *lists)
-            for into, part in zip(
-                (params, grads, exp_avgs, exp_avg_sqs, steps), lists, strict=True
-            ):
-                into += part
-            layouts += self._layouts(group, lists[0])
+        (params, grads, exp_avgs, exp_avg_sqs, steps), layouts = self._gather(groups, 5)
         if not params:
             return
         group = groups[0]

@@ -204,16 +204,7 @@ class SGDMRT(SphericalOptimizer):
             momentum_buffers.append(state.get("momentum_buffer"))
 
     def _step_groups(self, groups: list[dict[str, Any]]) -> None:
-        params, grads, momentum_buffers, layouts = [], [], [], []
-        for group in groups:
-            # Fresh lists per call: Dynamo runs _init_group outside the graph only when they
-            # start empty.
-            lists: tuple[list, list, list] = ([], [], [])
-            self._init_group(group, *lists)
-            params += lists[0]
-            grads += lists[1]
-            momentum_buffers += lists[2]
-            layouts += self._layouts(group, lists[0])
+        (params, grads, momentum_buffers), layouts = self._gather(groups, 3)
         if not params:
             return
         group = groups[0]
