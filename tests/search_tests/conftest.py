@@ -115,11 +115,15 @@ def trials_of(storage_url: str, spec: StudySpec) -> dict[str, list[optuna.trial.
     }
 
 
-def run_cli(args: list[str], **popen: object) -> subprocess.Popen:
-    """run_search.py in a child process (its own session, so a test can kill it alone)."""
+def run_cli(args: list[str], faults: bool = False, **popen: object) -> subprocess.Popen:
+    """run_search.py in a child process (its own session, so a test can kill it alone);
+    ``faults``: with the trial function that injects the faults of a plan (faults.py)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    program = (
+        ["-m", "tests.search_tests.cli_with_faults"] if faults else [str(ROOT / "run_search.py")]
+    )
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "run_search.py"), *args],
+        [sys.executable, *program, *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True, **popen,
     )  # fmt: skip

@@ -94,16 +94,17 @@ def test_a_hung_trial_fails_with_its_reason_and_the_study_goes_on(tiny_spec, sql
 def test_ctrl_c_to_the_cli_leaves_nothing_running_and_the_rerun_finishes(
     write_spec, sqlite_url, tmp_path
 ):
-    path = write_spec(optimizers=("sgd",), n_trials=3, epochs=3, train_subset=256, workers=2)
+    path = write_spec(optimizers=("sgd",), n_trials=3, epochs=3, train_subset=128, workers=2)
     spec = load_spec(path)
+    checkpoints = tmp_path / "checkpoints"
     args = ["--study", str(path), "--storage", sqlite_url, "--heartbeat", "1",
-            "--checkpoint-dir", str(tmp_path / "checkpoints")]  # fmt: skip
-    proc = run_cli(args)
+            "--checkpoint-dir", str(checkpoints)]  # fmt: skip
+    # Trial 0 reports epoch 1, saves epoch 2's checkpoint, then hangs: it is running, with a
+    # checkpoint to resume from, when Ctrl-C comes, however fast the machine.
+    write_plan(checkpoints, trial=0, epoch=2, kind="hang")
+    proc = run_cli(args, faults=True)
     try:
-        wait_for(
-            lambda: any(t.intermediate_values for t in trials_of(sqlite_url, spec)["sgd"]),
-            180, "a trial with a finished epoch",
-        )  # fmt: skip
+        wait_for(lambda: (checkpoints / "fired-0-2").exists(), 180, "trial 0 to hang")
         proc.send_signal(signal.SIGINT)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)  # impatient: twice
@@ -116,8 +117,7 @@ def test_ctrl_c_to_the_cli_leaves_nothing_running_and_the_rerun_finishes(
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     requeued = [t for t in trials if t.state == TrialState.WAITING]
     states = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in trials]
-    assert requeued, (out, states)
-    assert all(t.system_attrs["failed_trial"] is not None for t in requeued)
+    assert 0 in [t.system_attrs["failed_trial"] for t in requeued], (out, states)
 
     again = run_cli(args)
     out, _ = again.communicate(timeout=300)
