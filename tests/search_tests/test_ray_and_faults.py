@@ -104,7 +104,9 @@ def test_ctrl_c_to_the_cli_leaves_nothing_running_and_the_rerun_finishes(
     write_plan(checkpoints, trial=0, epoch=2, kind="hang")
     proc = run_cli(args, faults=True)
     try:
-        wait_for(lambda: (checkpoints / "fired-0-2").exists(), 180, "trial 0 to hang")
+        fired = checkpoints / "fired-0-2"
+        wait_for(lambda: fired.exists() or proc.poll() is not None, 180, "trial 0 to hang")
+        assert proc.poll() is None, proc.communicate()[0]  # it ended before the fault
         proc.send_signal(signal.SIGINT)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)  # impatient: twice
