@@ -169,7 +169,6 @@ def _adam_units(
     batch = ws.batch(layouts, params[0])
     sphere = mode == "adamg"
     wd = 0.0 if sphere else weight_decay
-    dtype = None if batch.dtype == params[0].dtype else batch.dtype
     norm = torch.linalg.vector_norm
     sums: list[list[Tensor]] = [[], [], [], []]  # ‖g‖, ‖x‖, ‖m‖, ⟨x, m⟩ per tensor
     scratch = batch.scratch(params[0])
@@ -178,11 +177,11 @@ def _adam_units(
         if wd != 0:
             g = torch.add(g, x, alpha=wd, out=out)
         m.lerp_(g, 1 - beta1)
-        sums[0].append(norm(g, dim=lay.reduce_dims, dtype=dtype))
+        sums[0].append(norm(g, dim=lay.reduce_dims, dtype=batch.sum_dtype))
         if mode != "adams":
-            sums[1].append(norm(x, dim=lay.reduce_dims, dtype=dtype))
-            sums[2].append(norm(m, dim=lay.reduce_dims, dtype=dtype))
-            sums[3].append(torch.mul(x, m, out=out).sum(lay.reduce_dims, dtype=dtype))
+            sums[1].append(norm(x, dim=lay.reduce_dims, dtype=batch.sum_dtype))
+            sums[2].append(norm(m, dim=lay.reduce_dims, dtype=batch.sum_dtype))
+            sums[3].append(torch.mul(x, m, out=out).sum(lay.reduce_dims, dtype=batch.sum_dtype))
     gg = batch.flat(sums[0]).square_()
     if mode != "adams":
         xx, mm = batch.flat(sums[1]).square_(), batch.flat(sums[2]).square_()

@@ -347,6 +347,8 @@ class UnitBatch:
         self.ws = ws
         self.sizes = [lay.units for lay in layouts]
         self.dtype = stat_dtype(like.dtype)
+        # A per-unit sum's ``dtype=``: None where the tensors' own is the stat dtype already.
+        self.sum_dtype = None if self.dtype == like.dtype else self.dtype
         device = like.device
         self.sqrt_d = torch.cat(
             [

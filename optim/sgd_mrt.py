@@ -65,7 +65,6 @@ def _units(
     tensor, and one pass over the buffer.
     """
     batch = ws.batch(layouts, params[0])
-    dtype = None if batch.dtype == params[0].dtype else batch.dtype
     norms, dots = [], []
     scratch = batch.scratch(params[0])
     for i, (x, g, lay, out) in enumerate(zip(params, grads, layouts, scratch, strict=True)):
@@ -79,8 +78,8 @@ def _units(
         else:
             b.mul_(momentum).add_(g, alpha=1 - dampening)
         x.add_(b, alpha=-lr)
-        norms.append(torch.linalg.vector_norm(x, dim=lay.reduce_dims, dtype=dtype))
-        dots.append(torch.mul(x, b, out=out).sum(lay.reduce_dims, dtype=dtype))
+        norms.append(torch.linalg.vector_norm(x, dim=lay.reduce_dims, dtype=batch.sum_dtype))
+        dots.append(torch.mul(x, b, out=out).sum(lay.reduce_dims, dtype=batch.sum_dtype))
     nn = batch.flat(norms).square_()
     # A zero-norm filter has no direction to transport along: it keeps its buffer (its 0/0 is
     # computed and discarded).
