@@ -7,6 +7,7 @@ DataLoader with per-image torchvision transforms, the alternative, fed a CPU run
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterator
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._custom import channel_stats, custom_info, load_dataset_function
 from ._registry import CROP_PADDING, DatasetInfo, get_dataset_info
-from ._sources import load_raw, split_indices
+from ._rules import check_bool, check_positive_int, check_seed, check_train_subset, is_import_path
+from ._sources import RawDataset, load_raw, split_indices
 
-__all__ = ["DeviceLoader", "Loaders", "build_loaders"]
+__all__ = ["DeviceLoader", "Loaders", "build_loaders", "resolve_dataset"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -33,8 +36,12 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 def _normalise(
     images: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None
 ) -> torch.Tensor:
-    """uint8 ``(..., C, H, W)`` -> float32 in [0, 1], then ``(x - mean) / std`` if given."""
-    x = images.to(torch.float32).div(255.0)
+    """uint8 ``(..., C, H, W)`` -> float32 in [0, 1] (float images: float32 as they are), then
+    ``(x - mean) / std`` if given. Always a new tensor: ``images`` is never written to."""
+    if images.dtype == torch.uint8:
+        x = images.to(torch.float32).div_(255.0)
+    else:
+        x = images.to(torch.float32, copy=True)
     if mean is not None and std is not None:
         x = x.sub_(mean).div_(std)
     return x
@@ -54,7 +61,10 @@ def _stats(
 
 
 class DeviceLoader:
-    """The whole uint8 split held as one tensor on ``device``; batches built with tensor ops.
+    """The whole split held as one tensor on ``device``; batches built with tensor ops.
+
+    Images are uint8 (scaled to [0, 1]) or floating point (taken as they are), then
+    normalised with ``mean``/``std``. They are only read, never written to.
 
     With ``shuffle=True`` each ``iter()`` is one epoch (then advances): a permutation drawn
     from a CPU generator seeded with ``(seed, epoch)``, and, with ``augment=True``, a random
@@ -77,9 +87,9 @@ class DeviceLoader:
         seed: int = 0,
         crop_padding: int = CROP_PADDING,
     ) -> None:
-        if images.dtype != torch.uint8 or images.ndim != 4:
+        if images.ndim != 4 or not (images.dtype == torch.uint8 or images.is_floating_point()):
             raise ValueError(
-                f"images must be a uint8 (N, C, H, W) tensor, but got {images.dtype} "
+                f"images must be a uint8 or float (N, C, H, W) tensor, but got {images.dtype} "
                 f"of shape {tuple(images.shape)}"
             )
         if augment and not shuffle:
@@ -166,6 +176,30 @@ class Loaders:
     val_indices: torch.Tensor
 
 
+def resolve_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = False,
+    verify: bool = True,
+    with_test: bool = True,
+) -> tuple[DatasetInfo, RawDataset]:
+    """The :class:`DatasetInfo` and the tensors of dataset ``name``: a registry name (read by
+    :func:`load_raw`) or a ``"package.module:function"`` import path (called once per
+    process; its info has ``mean``/``std`` ``None``, see :func:`build_loaders`).
+
+    Raises:
+        ValueError: an unknown registry name.
+        DatasetNotFoundError: a registry dataset's files are missing.
+        SettingError: an import path that does not resolve or returns the wrong thing.
+    """
+    if is_import_path(name):
+        raw = load_dataset_function(name, with_test=with_test)
+        return custom_info(name, raw), raw
+    info = get_dataset_info(name)
+    return info, load_raw(info, data_dir, download=download, verify=verify, with_test=with_test)
+
+
 def build_loaders(
     name: str,
     *,
@@ -178,31 +212,44 @@ def build_loaders(
     eval_batch_size: int | None = None,
     train_subset: int | None = None,
     with_test: bool = True,
+    augment: bool | None = None,
 ) -> Loaders:
     """Read dataset ``name`` and return its train/val/test :class:`Loaders`.
 
-    The validation split (``info.val_fraction`` of the official train split) is drawn with
+    ``name`` is a registry name or a ``"package.module:function"`` import path (see
+    :func:`resolve_dataset`). The validation split (``info.val_fraction`` of the official
+    train split; 10% of an import-path dataset's training tensors) is drawn with
     ``torch.Generator().manual_seed(seed)``; ``seed`` also drives shuffling and augmentation,
     identically on every ``device`` (the splits are copied there once). ``train_subset`` keeps
-    the first N training indices after the split. ``data_dir``, ``download`` and ``verify`` are described
-    in :func:`data.load_raw`. ``with_test=False`` leaves the test files unread and
-    ``Loaders.test`` ``None``: selection on validation alone, with no way to peek at test.
+    the first N training indices after the split. ``augment`` (random crop with zero padding
+    :data:`CROP_PADDING` and horizontal flip, training images only) defaults to the
+    dataset's own choice: the registry's, none for an import-path dataset. An import-path
+    dataset is normalised with the per-channel mean and std of its training split (after the
+    validation split is removed, before ``train_subset``). ``data_dir``, ``download`` and
+    ``verify`` are described in :func:`data.load_raw`. ``with_test=False`` leaves the test
+    files unread and ``Loaders.test`` ``None``: selection on validation alone, with no way to
+    peek at test.
     """
-    info = get_dataset_info(name)
-    for arg, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{arg} must be a positive int, but got {value!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, but got {seed!r}")
+    check_positive_int("batch_size", batch_size)
+    if eval_batch_size is not None:
+        check_positive_int("eval_batch_size", eval_batch_size)
+    check_seed("seed", seed)
+    check_train_subset("train_subset", train_subset)
+    if augment is not None:
+        check_bool("augment", augment)
     eval_batch_size = eval_batch_size or batch_size
 
-    raw = load_raw(info, data_dir, download=download, verify=verify, with_test=with_test)
+    info, raw = resolve_dataset(
+        name, data_dir, download=download, verify=verify, with_test=with_test
+    )
     train_idx, val_idx = split_indices(len(raw.train_labels), info.val_fraction, seed)
+    if is_import_path(name):
+        mean, std = channel_stats(raw.train_images, train_idx)
+        info = dataclasses.replace(info, mean=mean, std=std)
+    if augment is not None:
+        info = dataclasses.replace(info, augment=augment)
+    check_train_subset("train_subset", train_subset, len(train_idx))
     if train_subset is not None:
-        if not isinstance(train_subset, int) or not 1 <= train_subset <= len(train_idx):
-            raise ValueError(
-                f"train_subset must be an int in [1, {len(train_idx)}], but got {train_subset!r}"
-            )
         train_idx = train_idx[:train_subset]
 
     splits = {

@@ -19,12 +19,14 @@ class DatasetInfo:
     :data:`CROP_PADDING`) + horizontal flip for the training images only. ``val_fraction`` of
     the official train split is held out for validation. ``train_size``/``test_size`` are the
     sizes of the official splits (informational: tests read smaller files in the same formats).
+    ``image_size`` is the side of square images, else ``(height, width)`` (a dataset of one's
+    own may have non-square images).
     """
 
     name: str
     num_classes: int
     in_channels: int
-    image_size: int
+    image_size: int | tuple[int, int]
     mean: tuple[float, ...] | None
     std: tuple[float, ...] | None
     augment: bool

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100, SVHN
 
+from ._cache import dataset_cache
 from ._registry import DatasetInfo
 
 __all__ = [
@@ -98,7 +99,22 @@ def load_raw(
     read from scikit-learn and ignores ``data_dir``, ``download`` and ``verify``.
     ``with_test=False`` neither opens nor checksums the test files (they may be absent), so
     that a hyper-parameter search cannot touch them; the test fields are then ``None``.
+
+    What is read is kept for the process's next calls (see :data:`data.CACHE_SIZE`), keyed
+    by the name, the resolved ``data_dir``, ``with_test`` and ``verify``: a worker running
+    many trials reads its dataset once. The tensors are shared: never modify them.
     """
+    directory = None if info.name == "digits" else resolve_data_dir(data_dir)
+    where = None if directory is None else os.path.realpath(directory)
+    return dataset_cache.get(
+        ("registry", info.name, where, with_test, verify),
+        lambda: _load_raw(info, directory, download, verify, with_test),
+    )
+
+
+def _load_raw(
+    info: DatasetInfo, data_dir: Path | None, download: bool, verify: bool, with_test: bool
+) -> RawDataset:
     if info.name == "digits":
         return _load_digits(with_test)
     cls, subdir = _TORCHVISION[info.name]

@@ -188,16 +188,20 @@ def test_train_subset(cifar10_files: FakeSplits) -> None:
     assert small.n_train == 5 and len(small.train) == 3
     assert torch.equal(small.train_indices, full.train_indices[:5])
     assert torch.equal(small.val_indices, full.val_indices)
-    with pytest.raises(ValueError, match="train_subset must be"):
+    # 40 training images, 2 (5%) for validation: at most 38 to train on.
+    with pytest.raises(ValueError, match=r"^train_subset must be an integer from 1 to 38 "):
         _build(cifar10_files, "cifar10", train_subset=N_TRAIN)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"eval_batch_size": -1}, "eval_batch_size must be a positive int"),
-        ({"batch_size": 0}, "batch_size must be a positive int"),
-        ({"seed": -1}, "seed must be a non-negative int"),
+        ({"eval_batch_size": -1}, "^eval_batch_size must be a positive integer, but got -1$"),
+        ({"batch_size": 0}, "^batch_size must be a positive integer, but got 0$"),
+        ({"seed": -1}, "^seed must be an integer from 0 to 2147483647, but got -1$"),
+        ({"seed": 2**31}, "^seed must be an integer from 0 to 2147483647, but got 2147483648$"),
+        ({"train_subset": 0}, "^train_subset must be None or a positive integer, but got 0$"),
+        ({"augment": 1}, "^augment must be a bool, but got 1$"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
