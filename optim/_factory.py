@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import warnings
 from collections.abc import Iterable
@@ -44,10 +45,19 @@ class OptimInfo:
 _REGISTRY: dict[str, OptimInfo] = {}
 
 
+def _canonical(name: str) -> str:
+    """Optimizer names are case-insensitive: the one place they are normalised."""
+    return name.lower()
+
+
 def register_optimizer(info: OptimInfo) -> OptimInfo:
-    if info.name in _REGISTRY:
-        warnings.warn(f"optimizer {info.name!r} is registered again; replacing it", stacklevel=2)
-    _REGISTRY[info.name] = info
+    """Add ``info`` to the registry under its name, lower-cased; returns the stored entry."""
+    name = _canonical(info.name)
+    if name in _REGISTRY:
+        warnings.warn(f"optimizer {name!r} is registered again; replacing it", stacklevel=2)
+    if info.name != name:
+        info = dataclasses.replace(info, name=name)
+    _REGISTRY[name] = info
     return info
 
 
@@ -57,7 +67,7 @@ def list_optimizers() -> list[str]:
 
 def get_optimizer_info(name: str) -> OptimInfo:
     try:
-        return _REGISTRY[name.lower()]
+        return _REGISTRY[_canonical(name)]
     except KeyError:
         raise ValueError(f"Unknown optimizer {name!r}; available: {list_optimizers()}") from None
 

@@ -9,7 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from optim import SGDMRT, AdamG, AdamS, AdamSRT, create_optimizer, list_optimizers
+from optim import (
+    SGDMRT,
+    AdamG,
+    AdamS,
+    AdamSRT,
+    OptimInfo,
+    _factory,
+    create_optimizer,
+    get_optimizer_info,
+    list_optimizers,
+    register_optimizer,
+)
 
 HPARAMS = {
     "adams": {"lr": 1e-2, "weight_decay": 1e-4},
@@ -239,6 +250,18 @@ def test_factory_names_and_errors():
         create_optimizer("lamb", _net())
     with pytest.raises(ValueError, match=r"'adam' does not take \['momentum'\]"):
         create_optimizer("adam", _net(), momentum=0.9)
+
+
+def test_a_name_registered_in_mixed_case_is_found(monkeypatch):
+    monkeypatch.setattr(_factory, "_REGISTRY", dict(_factory._REGISTRY))
+    register_optimizer(OptimInfo("MyAdam", torch.optim.Adam, "registered in mixed case", False))
+    for name in ("MyAdam", "myadam", "MYADAM"):
+        assert get_optimizer_info(name).cls is torch.optim.Adam
+    assert "myadam" in list_optimizers()
+    assert isinstance(create_optimizer("MyAdam", _net(), lr=1e-3), torch.optim.Adam)
+    with pytest.warns(UserWarning, match="'myadam' is registered again"):
+        register_optimizer(OptimInfo("MYADAM", torch.optim.AdamW, "the same name", False))
+    assert get_optimizer_info("MyAdam").cls is torch.optim.AdamW
 
 
 def test_factory_builds_channel_wise_groups_from_a_model():
