@@ -150,11 +150,12 @@ def test_each_group_steps_with_its_own_hyperparameters(name, foreach):
     ]
     clone = copy.deepcopy(model)
     by_name = dict(clone.named_parameters())
-    alone = [
-        cls([{**g, "params": [by_name[n] for n, p in model.named_parameters() if any(
-            p is q for q in g["params"])]}], **hp)
-        for g in groups
-    ]  # fmt: skip
+
+    def cloned(group):
+        names = [n for n, p in model.named_parameters() if any(p is q for q in group["params"])]
+        return {**group, "params": [by_name[n] for n in names]}
+
+    alone = [cls([cloned(g)], **hp) for g in groups]
     opt = cls(groups, **hp)
     x, y = _batch()
     for _ in range(4):
