@@ -13,18 +13,12 @@ Element-wise tensors always follow torch.optim.Adam with coupled L2, op for op.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from ._base import (
-    FilterLayout,
-    Workspace,
-    group_by_device_and_dtype,
-    split_by_size,
-    stat_dtype,
-)
+from ._batching import Workspace, plan, take
+from ._layout import FilterLayout, stat_dtype
 
 MODES = ("adams", "adamsrt", "adamg")
 
@@ -238,29 +232,14 @@ def adam_family_foreach(
     """The same step as :func:`adam_family_reference` with multi-tensor kernels."""
     ws = workspace or Workspace()
     hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
-    for _, (p_, g_, m_, v_, st_, lay_) in group_by_device_and_dtype(
-        params, grads, exp_avgs, exp_avg_sqs, steps, layouts
-    ):
-        torch._foreach_add_(st_, 1)
-        bcs = [_bias_corrections(st.item(), beta1, beta2) for st in st_]
-        plain, small, single = split_by_size(lay_, p_)
-
-        def pick(lst: list[Any], idx: list[int]) -> list[Any]:
-            return [lst[i] for i in idx]
-
+    torch._foreach_add_(steps, 1)
+    bcs = [_bias_corrections(st.item(), beta1, beta2) for st in steps]
+    for plain, unit_sets in plan(params, layouts):
         if plain:
-            g = _decayed(pick(g_, plain), pick(p_, plain), weight_decay, ws)
-            torch._foreach_lerp_(pick(m_, plain), g, 1 - beta1)
-            _adam_elementwise_foreach(
-                pick(p_, plain), g, pick(v_, plain), pick(m_, plain), pick(bcs, plain),
-                lr=lr, beta2=beta2, eps=eps,
-            )  # fmt: skip
-        if small:
-            _adam_units(
-                pick(p_, small), pick(g_, small), pick(m_, small), pick(v_, small),
-                pick(lay_, small), pick(bcs, small), ws, mode=mode, **hp,
-            )  # fmt: skip
-        for i in single:
-            _adam_units(
-                [p_[i]], [g_[i]], [m_[i]], [v_[i]], [lay_[i]], [bcs[i]], ws, mode=mode, **hp
-            )
+            p_, g_, m_, v_, bc_ = take(plain, params, grads, exp_avgs, exp_avg_sqs, bcs)
+            g = _decayed(g_, p_, weight_decay, ws)
+            torch._foreach_lerp_(m_, g, 1 - beta1)
+            _adam_elementwise_foreach(p_, g, v_, m_, bc_, lr=lr, beta2=beta2, eps=eps)
+        for idx in unit_sets:
+            lists = take(idx, params, grads, exp_avgs, exp_avg_sqs, layouts, bcs)
+            _adam_units(*lists, ws, mode=mode, **hp)

@@ -1,83 +1,17 @@
-"""Machinery shared by the spherical optimizers: validation, filter layouts, the step skeleton.
-
-A *unit* is one independently normalised filter: a slice of a parameter along its channel dims.
-With ``channel_wise=True`` a conv weight of shape (C_out, C_in, k, k) has C_out units of
-d = C_in·k·k entries each. Tensors whose units have d = 1 (and every tensor of a group without
-channel dims) are updated element-wise, which is exactly the stock PyTorch rule.
-"""
+"""The base class of the spherical optimizers: torch's optimizer skeleton plus channel-wise
+param groups, with the validation and the lazy-state helpers its subclasses share."""
 
 from __future__ import annotations
 
-import functools
-import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-
-@dataclass(frozen=True)
-class FilterLayout:
-    """How a parameter splits into units: reduce over ``reduce_dims``, one statistic per unit."""
-
-    channel_dims: tuple[int, ...]
-    reduce_dims: tuple[int, ...]
-    units: int
-    size: int  # d, entries per unit
-    stat_shape: tuple[int, ...]  # shape of a per-unit statistic (sizes along channel dims)
-    keep_shape: tuple[int, ...]  # the same statistic, broadcastable against the parameter
-    shape: tuple[int, ...]  # of the parameter
-
-    @property
-    def front(self) -> bool:
-        """True when the units are the leading dims, so a contiguous tensor reshapes to (U, d)."""
-        return self.channel_dims == tuple(range(len(self.channel_dims)))
-
-
-def _filter_layout(
-    shape: tuple[int, ...], channel_dims: tuple[int, ...] | None
-) -> FilterLayout | None:
-    # List comprehensions only: Dynamo cannot pass a generator to a builtin without a break.
-    if not channel_dims:
-        return None
-    ndim = len(shape)
-    dims = tuple(sorted({d % ndim for d in channel_dims}))
-    reduce_dims = tuple([d for d in range(ndim) if d not in dims])
-    size = math.prod([shape[d] for d in reduce_dims])
-    if size <= 1:
-        return None
-    stat_shape = tuple([shape[d] for d in dims])
-    keep_shape = tuple([s if d in dims else 1 for d, s in enumerate(shape)])
-    return FilterLayout(
-        dims, reduce_dims, math.prod(stat_shape), size, stat_shape, keep_shape, tuple(shape)
-    )
-
-
-_cached_filter_layout = functools.lru_cache(maxsize=1024)(_filter_layout)
-
-
-def filter_layout(
-    shape: tuple[int, ...], channel_dims: tuple[int, ...] | None
-) -> FilterLayout | None:
-    """The layout of a parameter of ``shape``, or None when it is updated element-wise."""
-    if torch.compiler.is_compiling():
-        # Dynamo traces through lru_cache anyway, with a warning; shapes are static there.
-        return _filter_layout(shape, channel_dims)
-    return _cached_filter_layout(shape, channel_dims)
-
-
-def stat_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Per-filter scalar maths runs in at least float32 (bf16/fp16 sums lose the direction)."""
-    return torch.promote_types(dtype, torch.float32)
-
-
-def group_channel_dims(group: dict[str, Any]) -> tuple[int, ...] | None:
-    if group.get("channel_dims") is not None:
-        return tuple(group["channel_dims"])
-    return (0,) if group.get("channel_wise", False) else None
+from ._batching import Workspace
+from ._layout import FilterLayout, filter_layout, group_channel_dims
 
 
 def _check_range(name: str, value: Any, low: float, high: float | None = None) -> None:
@@ -149,16 +83,6 @@ def validate_hyperparameters(group: dict[str, Any]) -> None:
             )
 
 
-def group_by_device_and_dtype(
-    *lists: Sequence[Tensor],
-) -> list[tuple[list[int], tuple[list, ...]]]:
-    """Split parallel lists into buckets of one device and dtype (what foreach kernels need)."""
-    buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-    for i, p in enumerate(lists[0]):
-        buckets.setdefault((p.device, p.dtype), []).append(i)
-    return [(idx, tuple([lst[i] for i in idx] for lst in lists)) for idx in buckets.values()]
-
-
 class SphericalOptimizer(Optimizer):
     """Base class: the PyTorch optimizer skeleton plus ``channel_wise``/``channel_dims`` groups.
 
@@ -168,8 +92,6 @@ class SphericalOptimizer(Optimizer):
     ``_step_groups(groups)``, which calls it for groups that share their hyperparameters and
     runs their update as one pass.
     """
-
-    _name = "SphericalOptimizer"
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         validate_hyperparameters({**defaults, "params": []})
@@ -203,8 +125,7 @@ class SphericalOptimizer(Optimizer):
         channel_dims = group_channel_dims(group)
         if not channel_dims:
             return [None] * len(params)
-        layout = _filter_layout if torch.compiler.is_compiling() else _cached_filter_layout
-        return [layout(tuple(p.shape), channel_dims) for p in params]
+        return [filter_layout(tuple(p.shape), channel_dims) for p in params]
 
     def _gather(self, groups: list[dict[str, Any]], count: int) -> tuple[list[list], list]:
         """``_init_group``'s ``count`` lists over ``groups``, concatenated, and the layouts."""
@@ -239,7 +160,7 @@ class SphericalOptimizer(Optimizer):
 
     def _check_grad(self, p: Tensor) -> None:
         if p.grad.is_sparse:
-            raise RuntimeError(f"{self._name} does not support sparse gradients")
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
 
     def _use_foreach(self, group: dict[str, Any]) -> bool:
         """The eager implementation to run; under torch.compile the per-tensor form is traced
@@ -287,135 +208,3 @@ def zeros_stat(p: Tensor, layout: FilterLayout | None) -> Tensor:
     if layout is None:
         return torch.zeros_like(p, memory_format=torch.preserve_format)
     return torch.zeros(layout.stat_shape, dtype=p.dtype, device=p.device)
-
-
-# Tensors at least this large are updated one at a time, every pass while the tensor is still in
-# cache; smaller ones are batched so per-tensor dispatch overhead does not dominate.
-LARGE_NUMEL = 1 << 16
-
-
-class Workspace:
-    """Reusable scratch memory and per-parameter-set plans of a multi-tensor step.
-
-    Large fresh CPU allocations cost page faults on every step, so full-size temporaries come
-    from a few buffers per device and dtype (``slot`` tells apart the ones alive at the same
-    time). It is not optimizer state: nothing in it outlives the pass that wrote it, and it is
-    rebuilt on demand.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple[torch.device, torch.dtype, int], Tensor] = {}
-        self._batches: dict[tuple, UnitBatch] = {}
-
-    def empty(
-        self, shape: Sequence[int], dtype: torch.dtype, device: torch.device, slot: int = 0
-    ) -> Tensor:
-        numel = math.prod(shape)
-        key = (device, dtype, slot)
-        buf = self._buffers.get(key)
-        if buf is None or buf.numel() < numel:
-            buf = self._buffers[key] = torch.empty(numel, dtype=dtype, device=device)
-        return buf[:numel].view(shape)
-
-    def like(self, t: Tensor, slot: int = 0) -> Tensor:
-        return self.empty(t.shape, t.dtype, t.device, slot)
-
-    def batch(self, layouts: Sequence[FilterLayout], like: Tensor) -> UnitBatch:
-        # By identity (hashing the frozen layouts costs more): the batch holds its layouts, so
-        # their ids are not reused while the entry exists.
-        key = (tuple(map(id, layouts)), like.device, like.dtype)
-        batch = self._batches.get(key)
-        if batch is None:
-            batch = self._batches[key] = UnitBatch(layouts, like, self)
-        return batch
-
-
-class UnitBatch:
-    """The units of a list of tensors (one device and dtype): one flat vector holds a per-unit
-    value for all of them, tensor after tensor, and scratch to compute the values in.
-
-    Callers reduce tensor by tensor over each layout's reduce dims, each tensor still in cache
-    from the op before: gathering units of equal size into one block first copies every
-    operand, which costs more than the launches it saves (a CPU measurement). Scratch for
-    several small tensors is the batch's own, made once (a fresh temporary costs an allocation,
-    the workspace its bookkeeping, each more than the op); a single large tensor's comes from
-    the workspace (slot 1).
-    """
-
-    def __init__(self, layouts: Sequence[FilterLayout], like: Tensor, ws: Workspace) -> None:
-        self.layouts = list(layouts)
-        self.ws = ws
-        self.sizes = [lay.units for lay in layouts]
-        self.dtype = stat_dtype(like.dtype)
-        # A per-unit sum's ``dtype=``: None where the tensors' own is the stat dtype already.
-        self.sum_dtype = None if self.dtype == like.dtype else self.dtype
-        device = like.device
-        self.sqrt_d = torch.cat(
-            [
-                torch.full((lay.units,), math.sqrt(lay.size), dtype=self.dtype, device=device)
-                for lay in layouts
-            ]
-        )
-        self.counts = torch.tensor(self.sizes, device=device)
-        self._flat_stats = all(len(lay.stat_shape) == 1 for lay in layouts)
-        ndims = {len(lay.keep_shape) for lay in layouts}
-        self._uniform_keep = len(ndims) == 1 and all(
-            lay.front and len(lay.channel_dims) == 1 for lay in layouts
-        )
-        self._keep_ndim = ndims.pop() if len(ndims) == 1 else 0
-        self._scratch: list[Tensor] | None = None
-        if len(layouts) > 1:
-            numel = max(math.prod(lay.shape) for lay in layouts)
-            buf = torch.empty(numel, dtype=like.dtype, device=device)
-            self._scratch = [buf[: math.prod(lay.shape)].view(lay.shape) for lay in layouts]
-
-    def scratch(self, like: Tensor) -> list[Tensor]:
-        """Per-tensor scratch, shaped as each tensor: the batch's own for several small
-        tensors, the workspace's (slot 1) for a single one."""
-        return self._scratch or [self.ws.like(like, slot=1)]
-
-    def flat(self, parts: list[Tensor]) -> Tensor:
-        """Per-tensor statistics as one flat vector."""
-        if not self._flat_stats:
-            parts = [t.reshape(-1) for t in parts]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-    def keep(self, flat: Tensor) -> list[Tensor]:
-        """Per-tensor views of ``flat``, broadcastable against each tensor."""
-        if self._uniform_keep:
-            return list(flat.view(-1, *[1] * (self._keep_ndim - 1)).split(self.sizes))
-        return [
-            p.view(lay.keep_shape)
-            for p, lay in zip(flat.split(self.sizes), self.layouts, strict=True)
-        ]
-
-    def stat(self, flat: Tensor) -> list[Tensor]:
-        """Per-tensor views of ``flat`` shaped as the per-unit state."""
-        return [
-            p.view(lay.stat_shape)
-            for p, lay in zip(flat.split(self.sizes), self.layouts, strict=True)
-        ]
-
-    def per_tensor(self, values: Sequence[float]) -> Tensor | float:
-        """One value per tensor, as a scalar when they agree (the usual case) or per unit."""
-        if all(v == values[0] for v in values):
-            return values[0]
-        vals = torch.tensor(values, dtype=self.dtype, device=self.sqrt_d.device)
-        return torch.repeat_interleave(vals, self.counts, output_size=int(self.sqrt_d.numel()))
-
-
-def split_by_size(
-    layouts: Sequence[FilterLayout | None], params: Sequence[Tensor]
-) -> tuple[list[int], list[int], list[int]]:
-    """Indices of the element-wise tensors, of the small unit tensors that are batched (sorted by
-    unit size, so equal sizes are neighbours), and of the rest, updated one at a time."""
-    plain, small, single = [], [], []
-    for i, (lay, p) in enumerate(zip(layouts, params, strict=True)):
-        if lay is None:
-            plain.append(i)
-        elif p.numel() < LARGE_NUMEL and lay.front:
-            small.append(i)
-        else:
-            single.append(i)
-    small.sort(key=lambda i: layouts[i].size)
-    return plain, small, single

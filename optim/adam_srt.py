@@ -15,16 +15,9 @@ from typing import Any
 from torch import Tensor
 
 from ._adam_family import adam_family_foreach, adam_family_reference
-from ._base import (
-    SphericalOptimizer,
-    filter_layout,
-    group_channel_dims,
-    group_lr,
-    new_step,
-    zeros_like_param,
-    zeros_stat,
-)
+from ._base import SphericalOptimizer, group_lr, new_step, zeros_like_param, zeros_stat
 from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
+from ._layout import filter_layout, group_channel_dims
 
 __all__ = ["AdamS", "AdamSRT"]
 

@@ -14,17 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import (
-    FilterLayout,
-    SphericalOptimizer,
-    Workspace,
-    group_by_device_and_dtype,
-    group_lr,
-    split_by_size,
-    stat_dtype,
-    zeros_like_param,
-)
+from ._base import SphericalOptimizer, group_lr, zeros_like_param
+from ._batching import Workspace, plan, take
 from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
+from ._layout import FilterLayout, stat_dtype
 
 __all__ = ["SGDMRT"]
 
@@ -135,25 +128,18 @@ def sgd_mrt_foreach(
     """The same step as :func:`sgd_mrt_reference` with multi-tensor kernels."""
     ws = workspace or Workspace()
     hp = {"weight_decay": weight_decay, "momentum": momentum, "dampening": dampening}
-    for idx, (p_, g_, b_, lay_) in group_by_device_and_dtype(
-        params, grads, momentum_buffers, layouts
-    ):
-        plain, small, single = split_by_size(lay_, p_)
+    for plain, unit_sets in plan(params, layouts):
         if plain:
-            ps = [p_[i] for i in plain]
-            bufs = _momentum([g_[i] for i in plain], ps, [b_[i] for i in plain], **hp)
+            ps, gs, bs = take(plain, params, grads, momentum_buffers)
+            bufs = _momentum(gs, ps, bs, **hp)
             torch._foreach_add_(ps, bufs, alpha=-lr)
             for i, buf in zip(plain, bufs, strict=True):
-                momentum_buffers[idx[i]] = buf
-        # The small tensors together, each large one alone (see split_by_size).
-        for part in ([small] if small else []) + [[i] for i in single]:
-            bufs = [b_[i] for i in part]
-            _units(
-                [p_[i] for i in part], [g_[i] for i in part], bufs, [lay_[i] for i in part],
-                ws, lr=lr, **hp,
-            )  # fmt: skip
-            for i, buf in zip(part, bufs, strict=True):
-                momentum_buffers[idx[i]] = buf
+                momentum_buffers[i] = buf
+        for idx in unit_sets:
+            ps, gs, bufs, lays = take(idx, params, grads, momentum_buffers, layouts)
+            _units(ps, gs, bufs, lays, ws, lr=lr, **hp)
+            for i, buf in zip(idx, bufs, strict=True):
+                momentum_buffers[i] = buf
 
 
 class SGDMRT(SphericalOptimizer):

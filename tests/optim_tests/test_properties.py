@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from optim import SGDMRT, AdamG, AdamS, AdamSRT
-from optim._base import LARGE_NUMEL
+from optim._batching import LARGE_NUMEL
 
 SPHERICAL = {
     "adams": (AdamS, {"lr": 1e-2, "betas": (0.9, 0.99), "weight_decay": 1e-2}),
