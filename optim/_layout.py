@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,8 @@ def group_channel_dims(group: dict[str, Any]) -> tuple[int, ...] | None:
 def stat_dtype(dtype: torch.dtype) -> torch.dtype:
     """Per-filter scalar maths runs in at least float32 (bf16/fp16 sums lose the direction)."""
     return torch.promote_types(dtype, torch.float32)
+
+
+def unit_dot(a: Tensor, b: Tensor, layout: FilterLayout, dtype: torch.dtype) -> Tensor:
+    """⟨a, b⟩ per unit, in ``dtype``, broadcastable against the tensor."""
+    return (a.to(dtype) * b.to(dtype)).sum(layout.reduce_dims, keepdim=True)
