@@ -13,7 +13,8 @@ from ._factory import (
 )
 from ._param_groups import param_groups_scale_invariant, scale_invariant_params
 from .adam_g import AdamG
-from .adam_srt import AdamS, AdamSRT
+from .adam_s import AdamS
+from .adam_srt import AdamSRT
 from .sgd_mrt import SGDMRT
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Argument documentation shared by the spherical optimizers (as torch.optim shares ``_params_doc``)."""
+"""Argument documentation shared by the spherical optimizers (as torch.optim shares
+``_params_doc``)."""
 
 PARAMS_DOC = r"""params: an iterable of parameters or of dicts defining parameter groups. A group may
             set ``channel_wise=True`` to treat every tensor as a stack of filters along dim 0
@@ -15,3 +16,16 @@ REFERENCE = (
     "Roburin, de Mont-Marin, Bursuc, Marlet, Pérez, Aubry, *Spherical Perspective on Learning "
     "with Batch Norm*, arXiv:2006.13382 (2020); reference code github.com/ymontmarin/adamsrt (MIT)."
 )
+
+ADAM_ARGS_DOC = rf"""
+    Args:
+        {PARAMS_DOC}
+        lr (float, optional): learning rate (default: 1e-3).
+        betas (Tuple[float, float], optional): coefficients of the running averages of the
+            gradient and of its square (default: (0.9, 0.999)).
+        eps (float, optional): added to the denominator after the square root and the bias
+            correction (default: 1e-8).
+        weight_decay (float, optional): coupled L2 penalty, added to the gradient of every
+            parameter before both moment updates (default: 0).
+        {CHANNEL_DOC}
+"""

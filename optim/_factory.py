@@ -14,7 +14,8 @@ from torch import nn
 
 from ._param_groups import param_groups_scale_invariant
 from .adam_g import AdamG
-from .adam_srt import AdamS, AdamSRT
+from .adam_s import AdamS
+from .adam_srt import AdamSRT
 from .sgd_mrt import SGDMRT
 
 __all__ = [

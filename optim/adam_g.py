@@ -11,15 +11,35 @@ and every other parameter gets Adam with coupled L2.
 
 from __future__ import annotations
 
-from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
-from .adam_srt import AdamFamily
+from typing import Any
 
-__all__ = ["AdamG"]
+import torch
+from torch import Tensor
+
+from ._adam_common import (
+    adam_elementwise_,
+    advance_steps,
+    first_moment_,
+    multi_tensor_adam_elementwise_,
+    multi_tensor_advance_steps,
+    norm_and_dot_after_step,
+    unit_moments_and_sums,
+    unit_second_moment_,
+    unit_second_moments_and_steps,
+    unit_step_and_transport_,
+    unit_sums,
+)
+from ._adam_family import AdamFamily
+from ._batching import Workspace, plan, take
+from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
+from ._layout import FilterLayout, stat_dtype
+
+__all__ = ["AdamG", "adamg"]
 
 
 class AdamG(AdamFamily):
-    _name = "AdamG"
-    _mode = "adamg"
+    def _update(self, *tensor_lists: list[Any], **hyperparameters: Any) -> None:
+        adamg(*tensor_lists, **hyperparameters)
 
 
 AdamG.__doc__ = rf"""Implements AdamG: channel-wise filters optimized on the unit sphere.
@@ -60,3 +80,120 @@ AdamG.__doc__ = rf"""Implements AdamG: channel-wise filters optimized on the uni
         >>> bool(torch.allclose(conv.flatten(1).norm(dim=1), torch.ones(8), atol=1e-5))
         True
     """
+
+
+def adamg(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    layouts: list[FilterLayout | None],
+    *,
+    foreach: bool = False,
+    workspace: Workspace | None = None,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """Functional API that performs AdamG algorithm computation. See :class:`AdamG` for details.
+
+    ``foreach=False`` runs the single-tensor reference form (the one torch.compile traces);
+    ``foreach=True`` the multi-tensor form, with a float ``lr``."""
+    hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
+    tensor_lists = (params, grads, exp_avgs, exp_avg_sqs, steps, layouts)
+    if foreach:
+        _multi_tensor_adamg(*tensor_lists, workspace=workspace or Workspace(), **hp)
+    else:
+        _single_tensor_adamg(*tensor_lists, **hp)
+
+
+def _single_tensor_adamg(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    layouts: list[FilterLayout | None],
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
+    bcs = advance_steps(steps, layouts, beta1, beta2)
+    for p, grad, m, v, (bc1, bc2), layout in zip(
+        params, grads, exp_avgs, exp_avg_sqs, bcs, layouts, strict=True
+    ):
+        if layout is None:
+            adam_elementwise_(p, grad, m, v, bc1, bc2, **hp)
+            continue
+        dtype = stat_dtype(p.dtype)
+        first_moment_(m, grad, beta1)  # no weight decay on the sphere
+        _, denom = unit_second_moment_(v, grad, layout, dtype, bc2, beta2=beta2, eps=eps)
+        s = lr / bc1 / denom  # x_new = x − s·m, no √d
+        xx, mm, xm = unit_sums(p, m, layout, dtype)
+        b, e = norm_and_dot_after_step(xx, mm, xm, s)  # ‖x_new‖², ⟨m, x_new⟩
+        p.sub_(m.to(dtype) * s)
+        inv = 1 / (xx.sqrt() * b.sqrt() + eps)
+        m.copy_(m * (b * inv) - p * (e * inv))  # T on the first moment
+        p.div_(b.sqrt() + eps)  # back onto the unit sphere
+
+
+def _multi_tensor_adamg(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    layouts: list[FilterLayout | None],
+    *,
+    workspace: Workspace,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    bcs = multi_tensor_advance_steps(steps, beta1, beta2)
+    hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps}
+    for plain, unit_sets in plan(params, layouts):
+        if plain:
+            lists = take(plain, params, grads, exp_avgs, exp_avg_sqs, bcs)
+            multi_tensor_adam_elementwise_(*lists, workspace, weight_decay=weight_decay, **hp)
+        for idx in unit_sets:
+            lists = take(idx, params, grads, exp_avgs, exp_avg_sqs, layouts, bcs)
+            _adamg_units(*lists, workspace, **hp)
+
+
+def _adamg_units(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    layouts: list[FilterLayout],
+    bcs: list[tuple[float, float]],
+    ws: Workspace,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+) -> None:
+    """The units of several small tensors at once, or of one large tensor: the per-unit sums,
+    the scalar maths on one flat vector of per-unit values, the step and the transport in one
+    pass, then the projection. No weight decay on the sphere."""
+    batch = ws.batch(layouts, params[0])
+    gg, xx, mm, xm = unit_moments_and_sums(
+        batch, params, grads, exp_avgs, beta1=beta1, weight_decay=0.0
+    )
+    v, s = unit_second_moments_and_steps(batch, exp_avg_sqs, gg, bcs, lr=lr, beta2=beta2, eps=eps)
+    b, e = norm_and_dot_after_step(xx, mm, xm, s)  # ‖x_new‖², ⟨m, x_new⟩
+    inv = 1 / (xx.sqrt() * b.sqrt() + eps)
+    unit_step_and_transport_(batch, params, exp_avgs, s, b, e, inv)  # T on m
+    torch._foreach_mul_(params, batch.keep(1 / (b.sqrt() + eps)))  # back onto the unit sphere
+    torch._foreach_copy_(exp_avg_sqs, batch.stat(v))
