@@ -24,6 +24,7 @@ from ._rules import (
 from ._sources import (
     DATA_DIR_ENV_VAR,
     DEFAULT_DATA_DIR,
+    DatasetChecksumError,
     DatasetNotFoundError,
     RawDataset,
     load_raw,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "IMPORT_PATH_RULE",
     "MAX_SEED",
+    "DatasetChecksumError",
     "DatasetInfo",
     "DatasetNotFoundError",
     "DeviceLoader",

@@ -17,6 +17,7 @@ from ._registry import DatasetInfo
 __all__ = [
     "DATA_DIR_ENV_VAR",
     "DEFAULT_DATA_DIR",
+    "DatasetChecksumError",
     "DatasetNotFoundError",
     "RawDataset",
     "load_raw",
@@ -45,6 +46,10 @@ _DIGITS_TEST_EVERY = 6
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset files are not where they were expected and ``download`` was not requested."""
+
+
+class DatasetChecksumError(RuntimeError):
+    """The dataset files fail torchvision's md5 check (one line naming the dataset and where)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ def _load_raw(
     except RuntimeError as err:
         if not verify or download:
             raise
-        raise RuntimeError(
+        raise DatasetChecksumError(
             f"Dataset {info.name!r} under {root} failed torchvision's md5 check; "
             "pass --download to re-fetch it, or verify=False to skip the checksum"
         ) from err

@@ -8,6 +8,7 @@ import torch
 
 from data import (
     DATA_DIR_ENV_VAR,
+    DatasetChecksumError,
     DatasetNotFoundError,
     build_loaders,
     get_dataset_info,
@@ -72,8 +73,9 @@ def test_partially_missing_cifar_names_the_file(tmp_path: Path) -> None:
 
 def test_verify_checks_md5(cifar10_files: FakeSplits) -> None:
     # Our files are not the genuine ones, so torchvision's md5 check must reject them.
-    with pytest.raises(RuntimeError, match="md5"):
+    with pytest.raises(DatasetChecksumError, match="md5") as info:
         load_raw(get_dataset_info("cifar10"), cifar10_files.root, verify=True)
+    assert isinstance(info.value, RuntimeError) and "\n" not in str(info.value)
 
 
 def test_data_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
