@@ -10,12 +10,9 @@ never win. Across studies of one setting the higher score wins.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import signal
 import statistics
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +23,13 @@ from optuna.trial import FrozenTrial, TrialState
 from training import (
     HyperParameterTable,
     Provenance,
+    atomic_write,
     parse_best_hyper_parameters,
     render_best_hyper_parameters,
 )
 
 from ._storage import open_storage, redact
-from ._trials import counted_trials
+from ._studies import counted_trials
 
 Setting = tuple[str, str, str]  # dataset, model, optimizer
 
@@ -237,71 +235,15 @@ def merge(
         provenance[f"{dataset}/{model}/{optimizer}"] = win.provenance
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _sweep(path: Path) -> None:
-    """Remove what an export killed outright (SIGKILL) left beside ``path``."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
-        if pid.isdigit() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # PermissionError: alive, another user's
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-@contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the temporary file is removed."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: nothing to install
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def write_table(path: Path, table: HyperParameterTable, provenance: Provenance) -> None:
     """Write the rendered table to ``path`` atomically, checked to load back first.
 
     The file keeps its mode; on any error (or a signal) ``path`` is untouched and no temporary
-    file stays behind.
+    file stays behind (see :func:`training.atomic_write`).
     """
     text = render_best_hyper_parameters(table, provenance)
     if parse_best_hyper_parameters(text, path) != (table, provenance):
         raise ExportError(
             f"the new {path.name} does not load back to the exported table; left unchanged"
         )
-    _sweep(path)
-    tmp = _temporary(path)
-    umask = os.umask(0)
-    os.umask(umask)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask
-    with _sigterm_as_exit():
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)  # the umask narrowed os.open's mode
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    atomic_write(path, text)

@@ -11,7 +11,14 @@ from typing import Any, Literal
 
 import torch
 
-from data import list_datasets
+from data import (
+    check_bool,
+    check_name_or_import_path,
+    check_positive_int,
+    check_seed,
+    check_train_subset,
+    list_datasets,
+)
 from models import list_models
 from optim import get_optimizer_info, list_optimizers
 
@@ -38,6 +45,7 @@ RESULT_FIELDS = (
     "train_subset",
     "bf16",
     "channels_last",
+    "augment",
 )
 
 _PATH_FIELDS = ("data_dir", "checkpoint_dir", "metrics_path")
@@ -53,10 +61,6 @@ _BOOL_FIELDS = (
 )
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _freeze(value: Any) -> Any:
     """Lists (e.g. ``betas`` read from JSON) become tuples, so equal configs compare equal."""
     return tuple(_freeze(v) for v in value) if isinstance(value, list | tuple) else value
@@ -66,6 +70,12 @@ def _freeze(value: Any) -> Any:
 class TrainConfig:
     """One training run under the paper's protocol (see :func:`training.train`).
 
+    ``dataset`` and ``model`` are registry names or ``"package.module:function"`` import
+    paths (a dataset function called with no arguments, a model function called as
+    ``function(num_classes=N, in_channels=C)``); the path's syntax is checked here, whether it
+    resolves when the run starts (:class:`training.SettingError`). ``augment`` (random crop and
+    flip of the training images) ``None`` is the dataset's own default: the registry's, off
+    for an import-path dataset.
     ``hparams`` are the optimizer's keyword arguments (lr, weight_decay, betas, momentum, eps).
     ``device="auto"`` is CUDA when available, else CPU; ``bf16`` (autocast) and
     ``channels_last`` need CUDA and are rejected on CPU rather than silently ignored.
@@ -96,17 +106,15 @@ class TrainConfig:
     resume: bool = False
     metrics_path: PathLike | None = None
     progress: bool = True
+    augment: bool | None = None
 
     def __post_init__(self) -> None:
-        for name, choices in (
-            ("dataset", list_datasets()),
-            ("model", list_models()),
-            ("optimizer", list_optimizers()),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"{name} must be one of {choices}, but got {getattr(self, name)!r}"
-                )
+        check_name_or_import_path("dataset", self.dataset, list_datasets())
+        check_name_or_import_path("model", self.model, list_models())
+        if self.optimizer not in list_optimizers():
+            raise ValueError(
+                f"optimizer must be one of {list_optimizers()}, but got {self.optimizer!r}"
+            )
         if not isinstance(self.hparams, Mapping):
             raise ValueError(f"hparams must be a mapping, but got {self.hparams!r}")
         accepted = get_optimizer_info(self.optimizer).hyperparameters()
@@ -123,24 +131,18 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a path or None, but got {value!r}")
             if value is not None:
                 object.__setattr__(self, name, Path(value))
-        for name in ("epochs", "batch_size"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, but got {getattr(self, name)!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, but got {self.seed!r}")
-        if self.train_subset is not None and (
-            not _is_int(self.train_subset) or self.train_subset < 1
-        ):
-            raise ValueError(
-                f"train_subset must be None or a positive int, but got {self.train_subset!r}"
-            )
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_seed("seed", self.seed)
+        check_train_subset("train_subset", self.train_subset)
         if not _is_device(self.device):
             raise ValueError(
                 f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got {self.device!r}"
             )
         for name in _BOOL_FIELDS:
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, but got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name))
+        if self.augment is not None:
+            check_bool("augment", self.augment)
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume must be False when checkpoint_dir is None, but got True")
 

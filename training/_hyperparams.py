@@ -1,6 +1,6 @@
 """The best-hyper-parameter table: look entries up, read the file, and write it back.
 
-``best_hyper_parameters.py`` (repository root) is plain data,
+``best_hyper_parameters.py`` is plain data,
 ``BEST_HYPER_PARAMETERS[dataset][model][optimizer] = {kwarg: value}`` plus ``PROVENANCE``
 (``"dataset/model/optimizer"`` -> where a searched entry came from). The committed file is
 exactly ``render_best_hyper_parameters(*load_best_hyper_parameters(path))``, so an exporter can
@@ -13,13 +13,15 @@ import copy
 import json
 import math
 import os
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "DEFAULT_HYPER_PARAMETERS_PATH",
+    "HYPER_PARAMETERS_FILE",
     "HyperParameterTable",
     "Provenance",
+    "find_best_hyper_parameters",
     "load_best_hyper_parameters",
     "lookup_hyper_parameters",
     "parse_best_hyper_parameters",
@@ -31,8 +33,8 @@ HyperParameterTable = dict[str, dict[str, dict[str, dict[str, Any]]]]
 #: "dataset/model/optimizer" -> {"study": ..., "trial": ..., "value": ..., "date": ...}.
 Provenance = dict[str, dict[str, Any]]
 
-#: The table committed at the repository root, beside this package.
-DEFAULT_HYPER_PARAMETERS_PATH = Path(__file__).resolve().parents[1] / "best_hyper_parameters.py"
+#: The table's file name, and its module's name without ``.py``.
+HYPER_PARAMETERS_FILE = "best_hyper_parameters.py"
 
 _HEADER = '''"""Best hyper-parameters per dataset, model and optimizer, read by training_example.py.
 
@@ -53,12 +55,33 @@ trial number, value, date); entries without one come from the paper.
 '''
 
 
+def find_best_hyper_parameters() -> Path:
+    """The table read by default: ``./best_hyper_parameters.py`` in the working directory if
+    there is one, else the source of the importable ``best_hyper_parameters`` module (the
+    installed one, or the repository's beside a script run from it). It is only read.
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
+    local = Path(HYPER_PARAMETERS_FILE)
+    if local.is_file():
+        return local
+    spec = find_spec(HYPER_PARAMETERS_FILE.removesuffix(".py"))
+    origin = None if spec is None else spec.origin
+    if origin is None or not origin.endswith(".py") or not Path(origin).is_file():
+        raise FileNotFoundError(
+            f"hyper-parameter file not found: no {HYPER_PARAMETERS_FILE} in the working "
+            f"directory {os.getcwd()} and no installed best_hyper_parameters module"
+        )
+    return Path(origin)
+
+
 def load_best_hyper_parameters(
-    path: str | os.PathLike[str] = DEFAULT_HYPER_PARAMETERS_PATH,
+    path: str | os.PathLike[str] | None = None,
 ) -> tuple[HyperParameterTable, Provenance]:
-    """Execute the file at ``path`` and return its ``BEST_HYPER_PARAMETERS`` and
-    ``PROVENANCE`` (``{}`` if absent), validated."""
-    path = Path(path)
+    """Execute the file at ``path`` (default: :func:`find_best_hyper_parameters`) and return
+    its ``BEST_HYPER_PARAMETERS`` and ``PROVENANCE`` (``{}`` if absent), validated."""
+    path = find_best_hyper_parameters() if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"hyper-parameter file not found: {path}")
     return parse_best_hyper_parameters(path.read_text(encoding="utf-8"), path)
@@ -88,7 +111,8 @@ def parse_best_hyper_parameters(
 def lookup_hyper_parameters(
     dataset: str, model: str, optimizer: str, table: HyperParameterTable | None = None
 ) -> dict[str, Any]:
-    """A copy of ``table[dataset][model][optimizer]`` (default: the committed file's table).
+    """A copy of ``table[dataset][model][optimizer]`` (default: the table of
+    :func:`load_best_hyper_parameters`).
 
     Raises ``ValueError`` naming what the table has at the level where the lookup failed.
     """

@@ -23,17 +23,21 @@ from torch.optim.lr_scheduler import MultiStepLR
 from tqdm.auto import tqdm
 
 from data import DeviceLoader, build_loaders
-from models import create_model
+from data._import_path import first_line
 from optim import create_optimizer
 
+from ._atomic import atomic_write
 from ._checkpoint import (
     CHECKPOINT_NAME,
+    CheckpointError,
     load_checkpoint,
+    make_checkpoint_dir,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from ._config import EpochMetrics, TrainConfig, TrainResult
+from ._setting import build_model, optimizer_params
 
 __all__ = ["lr_milestones", "train"]
 
@@ -89,6 +93,14 @@ def train(
 
     On CPU, a resumed run ends bitwise-equal to an uninterrupted one (same weights, same
     metrics); on CUDA, as far as cuDNN's kernels are deterministic.
+
+    A spherical optimizer on a model that ``torch.fx`` cannot trace trains with its plain rule
+    (see :func:`training.inspect_setting`, which says so up front).
+
+    Raises:
+        SettingError: an import-path dataset or model that cannot be used.
+        CheckpointError: ``resume=True`` found a damaged checkpoint, or one of another model.
+        CheckpointWriteError: a checkpoint could not be written (the previous one is intact).
     """
     started = time.perf_counter()
     device = _resolve_device(config)
@@ -103,13 +115,15 @@ def train(
         device=device,
         train_subset=config.train_subset,
         with_test=config.evaluate_test,
+        augment=config.augment,
     )
     info = loaders.info
-    model = create_model(config.model, num_classes=info.num_classes, in_channels=info.in_channels)
+    model = build_model(config.model, num_classes=info.num_classes, in_channels=info.in_channels)
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = create_optimizer(config.optimizer, model, **config.hparams)
+    params, _ = optimizer_params(config.optimizer, model)
+    optimizer = create_optimizer(config.optimizer, params, **config.hparams)
     scheduler = MultiStepLR(optimizer, lr_milestones(config.epochs), gamma=LR_GAMMA)
 
     identity = config.result_fields()
@@ -117,14 +131,14 @@ def train(
     checkpoint = None
     if config.checkpoint_dir is not None:
         checkpoint = Path(config.checkpoint_dir) / CHECKPOINT_NAME
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        make_checkpoint_dir(checkpoint.parent)
         if config.resume and checkpoint.is_file():
             run = _restore(checkpoint, identity, model, optimizer, scheduler, device)
     metrics_path = None if config.metrics_path is None else Path(config.metrics_path)
     if metrics_path is not None:
         # Rewritten from the history, so lines of epochs after a resumed checkpoint vanish.
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text("".join(json.dumps(m) + "\n" for m in run.history))
+        atomic_write(metrics_path, "".join(json.dumps(m) + "\n" for m in run.history))
 
     stepper = _Stepper(model, optimizer, device, config.bf16, config.channels_last)
     if config.compile:
@@ -367,11 +381,19 @@ def _restore(
                 f"{name} must be {saved!r} to resume the checkpoint {os.fspath(path)}, "
                 f"but got {value!r}"
             )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    best = state["best_state"]
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        best = state["best_state"]
+        if best is not None and best.keys() != state["model"].keys():
+            raise KeyError("best_state does not hold the model's tensors")
+    except Exception as err:  # torch's load_state_dict raises several types
+        raise CheckpointError(
+            f"checkpoint {os.fspath(path)} does not fit this run's model and optimizer "
+            f"({first_line(err)}); delete it to start afresh"
+        ) from err
     return _RunState(
         epoch=state["epoch"],
         history=state["history"],

@@ -14,8 +14,19 @@ from .conftest import tiny_config
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"dataset": "mnist"}, r"^dataset must be one of \['cifar10', .*\], but got 'mnist'$"),
-        ({"model": "resnet50"}, r"^model must be one of \['resnet18', .*\], but got 'resnet50'$"),
+        (
+            {"dataset": "mnist"},
+            r"^dataset must be one of \['cifar10', .*\] or a 'package.module:function' import "
+            r"path, but got 'mnist'$",
+        ),
+        (
+            {"model": "resnet50"},
+            r"^model must be one of \['resnet18', .*\] or a 'package.module:function' import "
+            r"path, but got 'resnet50'$",
+        ),
+        ({"model": "pkg.mod:"}, r"^model must be one of .*, but got 'pkg.mod:'$"),
+        ({"dataset": "pkg mod:f"}, r"^dataset must be one of .*, but got 'pkg mod:f'$"),
+        ({"dataset": ":f"}, r"^dataset must be one of .*, but got ':f'$"),
         (
             {"optimizer": "lamb", "hparams": {}},
             r"^optimizer must be one of \['adam', .*\], but got 'lamb'$",
@@ -25,14 +36,16 @@ from .conftest import tiny_config
             {"hparams": {"lr": 1e-3, "momentum": 0.9}},
             r"^hparams must be keyword arguments of optimizer 'adam' .*but got unknown \['momentum'\]$",
         ),
-        ({"epochs": 0}, r"^epochs must be a positive int, but got 0$"),
-        ({"epochs": 2.0}, r"^epochs must be a positive int, but got 2.0$"),
-        ({"batch_size": True}, r"^batch_size must be a positive int, but got True$"),
-        ({"seed": -1}, r"^seed must be a non-negative int, but got -1$"),
-        ({"train_subset": 0}, r"^train_subset must be None or a positive int, but got 0$"),
+        ({"epochs": 0}, r"^epochs must be a positive integer, but got 0$"),
+        ({"epochs": 2.0}, r"^epochs must be a positive integer, but got 2.0$"),
+        ({"batch_size": True}, r"^batch_size must be a positive integer, but got True$"),
+        ({"seed": -1}, r"^seed must be an integer from 0 to 2147483647, but got -1$"),
+        ({"seed": 2**31}, r"^seed must be an integer from 0 to 2147483647, but got 2147483648$"),
+        ({"train_subset": 0}, r"^train_subset must be None or a positive integer, but got 0$"),
         ({"device": "tpu"}, r"^device must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got 'tpu'$"),
         ({"device": 0}, r"^device must be 'auto', .*, but got 0$"),
         ({"bf16": 1}, r"^bf16 must be a bool, but got 1$"),
+        ({"augment": "yes"}, r"^augment must be a bool, but got 'yes'$"),
         ({"metrics_path": 3}, r"^metrics_path must be a path or None, but got 3$"),
         ({"resume": True}, r"^resume must be False when checkpoint_dir is None, but got True$"),
     ],
@@ -55,3 +68,26 @@ def test_to_dict_is_json_ready(tmp_path: Any) -> None:
     out = config.to_dict()
     assert out["checkpoint_dir"] == str(tmp_path) and out["metrics_path"].endswith("m.jsonl")
     assert TrainConfig(**{**out, "checkpoint_dir": tmp_path}) == config
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("dataset", "my_pkg.data:load"),
+        ("model", "my_pkg.nets.small:Factory.build"),
+        ("model", "nets:build"),
+    ],
+)
+def test_import_paths_are_accepted_without_being_imported(field: str, value: str) -> None:
+    config = tiny_config(**{field: value})  # resolution happens when the run starts
+    assert getattr(config, field) == value
+
+
+def test_seed_bounds_are_inclusive() -> None:
+    assert tiny_config(seed=0).seed == 0
+    assert tiny_config(seed=2**31 - 1).seed == 2**31 - 1
+
+
+def test_augment_is_part_of_a_run_s_identity() -> None:
+    assert tiny_config().augment is None
+    assert tiny_config(augment=True).result_fields()["augment"] is True

@@ -6,15 +6,17 @@ values from it: expected values come from the paper's Table 4 in tests/conftest.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 from torch import nn
 
+import training._hyperparams
 from optim import create_optimizer, list_optimizers
 from training import (
-    DEFAULT_HYPER_PARAMETERS_PATH,
+    find_best_hyper_parameters,
     load_best_hyper_parameters,
     lookup_hyper_parameters,
     render_best_hyper_parameters,
@@ -22,16 +24,47 @@ from training import (
 
 from ..conftest import PAPER_TABLE_4
 
+ROOT = Path(__file__).resolve().parents[2]
 ADAM_FAMILY = {"adam", "adamw", "adamg", "adams", "adamsrt"}
 WEIGHT_DECAY_GRID = {0.0} | {5e-4 * 2**-k for k in range(7)}
 
 
 def test_committed_file_loads_and_is_exactly_its_rendering() -> None:
-    assert DEFAULT_HYPER_PARAMETERS_PATH.name == "best_hyper_parameters.py"
-    table, provenance = load_best_hyper_parameters()
-    assert render_best_hyper_parameters(table, provenance) == (
-        DEFAULT_HYPER_PARAMETERS_PATH.read_text()
-    )
+    committed = ROOT / "best_hyper_parameters.py"
+    table, provenance = load_best_hyper_parameters(committed)
+    assert render_best_hyper_parameters(table, provenance) == committed.read_text()
+
+
+def test_the_default_table_is_the_working_directory_s_then_the_installed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no best_hyper_parameters.py here
+    installed = importlib.util.find_spec("best_hyper_parameters").origin
+    assert find_best_hyper_parameters() == Path(installed)
+    assert load_best_hyper_parameters() == load_best_hyper_parameters(installed)
+    local = {"d": {"m": {"sgd": {"lr": 0.5}}}}
+    (tmp_path / "best_hyper_parameters.py").write_text(f"BEST_HYPER_PARAMETERS = {local!r}\n")
+    assert find_best_hyper_parameters() == Path("best_hyper_parameters.py")
+    assert load_best_hyper_parameters() == (local, {})
+    assert lookup_hyper_parameters("d", "m", "sgd") == {"lr": 0.5}
+
+
+def test_no_table_anywhere_is_a_file_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training._hyperparams, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=r"no best_hyper_parameters\.py in the working"):
+        load_best_hyper_parameters()
+
+
+def test_no_path_is_computed_from_a_source_file() -> None:
+    """A non-editable install must never write (or look for data) beside its own code."""
+    sources = [
+        p for package in ("data", "training", "models") for p in (ROOT / package).rglob("*.py")
+    ]
+    assert len(sources) > 10
+    assert [p for p in sources if "__file__" in p.read_text()] == []
 
 
 def test_table_4_has_seven_settings_of_seven_optimizers_on_the_paper_grid() -> None:

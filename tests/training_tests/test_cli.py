@@ -1,0 +1,61 @@
+"""The scripts' command-line convention: a usage error is one line, ``error: ...``, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from training import ArgumentParser, error_line, print_error
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="demo", description="A demo.")
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--kind", choices=["a", "b"])
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run").add_argument("--n", type=int)
+    return parser
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--epochs", "x"], "error: argument --epochs: invalid int value: 'x' (see --help)"),
+        ([], "error: the following arguments are required: --epochs (see --help)"),
+        (
+            ["--epochs", "1", "--kind", "c"],
+            "error: argument --kind: invalid choice: 'c' (choose from a, b) (see --help)",
+        ),
+        (["--epochs", "1", "--nope"], "error: unrecognized arguments: --nope (see --help)"),
+        (
+            ["--epochs", "1", "run", "--n", "x"],
+            "error: argument --n: invalid int value: 'x' (see --help)",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        _parser().parse_args(argv)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    # argparse's quoting of choices changed between Python versions: compare without quotes.
+    assert captured.err.replace("'a', 'b'", "a, b") == line + "\n"
+
+
+def test_help_is_argparse_s_own(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        _parser().parse_args(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: demo") and "A demo." in out and "--epochs" in out
+
+
+def test_error_line_is_one_line_whatever_the_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert error_line("two\nlines") == "error: two lines"
+    assert error_line(ValueError("bell \x07 and escape \x1b[2J")) == (
+        "error: bell \\x07 and escape \\x1b[2J"
+    )
+    print_error(FileNotFoundError("missing: /x"))
+    assert capsys.readouterr().err == "error: missing: /x\n"

@@ -1,0 +1,39 @@
+"""The command-line convention of the project's scripts (training_example.py, run_search.py,
+export_best.py): every error is one line on stderr, ``error: ...``, with no usage block and no
+traceback; a usage error exits with status 2. ``--help`` is argparse's own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, TextIO
+
+__all__ = ["ArgumentParser", "error_line", "print_error"]
+
+
+def error_line(message: object) -> str:
+    """``"error: <message>"`` on one line: line breaks inside ``message`` become spaces and
+    control characters are spelled out, so a terminal shows exactly one line."""
+    text = " ".join(str(message).split("\n"))
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return f"error: {text}"
+
+
+def print_error(message: object, file: TextIO | None = None) -> None:
+    """Print :func:`error_line` of ``message`` to ``file`` (default: stderr)."""
+    print(error_line(message), file=sys.stderr if file is None else file)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one line, ``error: ... (see
+    --help)``, on stderr, and exit 2.
+
+    Example:
+        >>> parser = ArgumentParser(prog="demo")
+        >>> _ = parser.add_argument("--epochs", type=int)
+        >>> parser.parse_args(["--epochs", "x"])  # doctest: +SKIP
+        error: argument --epochs: invalid int value: 'x' (see --help)
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, error_line(f"{message} (see --help)") + "\n")
