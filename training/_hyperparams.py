@@ -47,7 +47,9 @@ optimizer. The CIFAR and SVHN entries are Table 4 (Appendix E) of Roburin, de Mo
 best_hyper_parameters.py: beta1 0.9, eps 1e-8, momentum 0.9; lr 0.1 (sgd, sgdmrt), 1e-2
 (adamg), 1e-3 (adam, adamw, adams, adamsrt). cifar10/resnet20/adamw has weight decay 1e-2
 because the reference file gave none there, so torch's AdamW default applied. The digits
-entries (the offline default dataset, not in the paper) copy cifar10/resnet20.
+entries (the offline default dataset, not in the paper) copy cifar10/resnet20, and so do those
+of the worked example of a dataset and model of one's own, named by import path
+(examples/digits_mobilenet.py).
 
 PROVENANCE["dataset/model/optimizer"] records the search that produced an entry (study,
 trial number, value, date); entries without one come from the paper.
