@@ -4,9 +4,17 @@ hyper-parameters of best_hyper_parameters.py, and report validation and test acc
     python training_example.py --optimizer=adamsrt --model=resnet18 --dataloader=cifar100
     python training_example.py --optimizer=sgdmrt --model=resnet20 --dataset=digits \\
         --epochs=30 --seeds 0 1 2 --output=runs/digits
+    python training_example.py --optimizer=adamsrt --epochs=2 \\
+        --model=examples.digits_mobilenet:mobilenet --dataloader=examples.digits_mobilenet:digits
 
-Every value set on the command line (--lr, --weight-decay, --momentum, --beta1, --beta2,
---eps) replaces the file's; only those that the optimizer takes are accepted. With --output,
+--model and --dataloader take a registry name or a "package.module:function" import path of
+your own: a model function called as function(num_classes=N, in_channels=C), a dataset
+function called with no arguments that returns (x_train, y_train, x_test, y_test) tensors
+(see data.build_loaders); the current directory is searched for the module too. The table
+(--table, default ./best_hyper_parameters.py, else the installed one) is looked up under
+those names. Every value set on the command line (--lr, --weight-decay, --momentum, --beta1,
+--beta2, --eps) replaces the table's; only those that the optimizer takes are accepted, and a
+setting without a table entry trains on them and the optimizer's defaults. With --output,
 DIR/config.json holds the resolved settings, DIR/metrics.json the results per seed and their
 mean and std, and DIR/seed_N/ the checkpoint and per-epoch metrics (--resume continues there).
 """
@@ -21,17 +29,22 @@ import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from data import list_datasets
+from data import IMPORT_PATH_RULE, DatasetChecksumError, is_import_path, list_datasets
 from models import list_models
 from optim import get_optimizer_info, list_optimizers
 from training import (
-    DEFAULT_HYPER_PARAMETERS_PATH,
+    ArgumentParser,
+    CheckpointWriteError,
     TrainConfig,
     TrainResult,
+    atomic_write,
+    find_best_hyper_parameters,
+    inspect_setting,
     load_best_hyper_parameters,
     lookup_hyper_parameters,
+    print_error,
     train,
 )
 
@@ -48,23 +61,40 @@ _OVERRIDES = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr (no usage block), exit 2."""
+def _name_or_import_path(choices: list[str]) -> Any:
+    """An argparse ``type``: a registry name from ``choices`` or an import path."""
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+    def parse(value: str) -> str:
+        if value in choices or is_import_path(value):
+            return value
+        listed = ", ".join(repr(c) for c in choices)
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} (choose from {listed}, or {IMPORT_PATH_RULE})"
+        )
+
+    return parse
 
 
-def _parser() -> _Parser:
-    parser = _Parser(
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="training_example.py",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--optimizer", required=True, choices=list_optimizers())
-    parser.add_argument("--model", required=True, choices=list_models())
     parser.add_argument(
-        "--dataloader", "--dataset", dest="dataset", required=True, choices=list_datasets()
+        "--model",
+        required=True,
+        type=_name_or_import_path(list_models()),
+        help=f"one of {', '.join(list_models())}, or package.module:function",
+    )
+    parser.add_argument(
+        "--dataloader",
+        "--dataset",
+        dest="dataset",
+        required=True,
+        type=_name_or_import_path(list_datasets()),
+        help=f"one of {', '.join(list_datasets())}, or package.module:function",
     )
     parser.add_argument("--epochs", type=int, default=PAPER_EPOCHS, help="default: %(default)s")
     parser.add_argument("--batch-size", type=int, default=128, help="default: %(default)s")
@@ -75,6 +105,12 @@ def _parser() -> _Parser:
     )
     parser.add_argument("--data-dir", help="dataset root (default: $SPHERICAL_BN_DATA_DIR)")
     parser.add_argument("--download", action="store_true", help="fetch missing dataset files")
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        help="random crop and flip of the training images (default: the dataset's own: "
+        "on for CIFAR, off for the others and for an import-path dataset)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory (CUDA only)")
@@ -88,10 +124,12 @@ def _parser() -> _Parser:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--table",
         "--hyper-parameters",
+        dest="table",
         type=Path,
-        default=DEFAULT_HYPER_PARAMETERS_PATH,
-        help="best-hyper-parameter file to read (default: best_hyper_parameters.py)",
+        help="best-hyper-parameter file to read (default: ./best_hyper_parameters.py, "
+        "else the installed one)",
     )
     overrides = parser.add_argument_group("hyper-parameter overrides")
     for flag in ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps"):
@@ -100,9 +138,20 @@ def _parser() -> _Parser:
 
 
 def _hyper_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The file's entry for the setting, with the command-line overrides applied."""
-    table, _ = load_best_hyper_parameters(args.hyper_parameters)
-    hparams = lookup_hyper_parameters(args.dataset, args.model, args.optimizer, table)
+    """The file's entry for the setting, with the command-line overrides applied; with no
+    entry, the overrides alone (the optimizer's defaults for the rest) if there are any."""
+    table, _ = load_best_hyper_parameters(args.table)
+    given = [flag for flag in _OVERRIDES if getattr(args, flag) is not None]
+    try:
+        hparams = lookup_hyper_parameters(args.dataset, args.model, args.optimizer, table)
+    except ValueError as err:
+        if not given:
+            raise ValueError(
+                f"{err} (add an entry to {args.table}, or give --lr and the other values "
+                "on the command line)"
+            ) from None
+        print(f"{args.table} has no entry for this setting: command-line values only")
+        hparams = {}
     info = get_optimizer_info(args.optimizer)
     accepted = info.hyperparameters()
     applicable = [f"--{f.replace('_', '-')}" for f, key in _OVERRIDES.items() if key in accepted]
@@ -154,12 +203,12 @@ def _summary(results: list[TrainResult]) -> dict[str, Any]:
 
 
 def _write_json(path: Path, obj: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.table is None:
+        args.table = find_best_hyper_parameters()
     hparams = _hyper_parameters(args)
     seeds = args.seeds or [args.seed]
     setting = f"{args.dataset}/{args.model}/{args.optimizer}"
@@ -186,15 +235,26 @@ def _run(args: argparse.Namespace) -> int:
                 resume=args.resume,
                 metrics_path=None if run_dir is None else run_dir / "metrics.jsonl",
                 progress=not args.no_progress,
+                augment=args.augment,
             )
         )
-    print(f"{setting} from {args.hyper_parameters}: {hparams}")
+    print(f"{setting} from {args.table}: {hparams}")
+    info = inspect_setting(
+        args.dataset,
+        args.model,
+        data_dir=args.data_dir,
+        augment=args.augment,
+        download=args.download,
+    )
+    notice = info.notice_for([args.optimizer])
+    if notice:
+        print(notice)
     if args.output is not None:
         args.output.mkdir(parents=True, exist_ok=True)
         _write_json(
             args.output / "config.json",
             {
-                "hyper_parameters_file": os.fspath(args.hyper_parameters),
+                "hyper_parameters_file": os.fspath(args.table),
                 "seeds": seeds,
                 "train_configs": [c.to_dict() for c in configs],
             },
@@ -231,16 +291,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and train; user mistakes end with one line on stderr and exit status 2."""
+    """Parse ``argv`` and train. A usage mistake (a bad flag or value, a dataset or model that
+    cannot be used, a damaged checkpoint) ends with one line on stderr and exit status 2; a
+    file that cannot be written, with one line and status 1."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.resume and args.output is None:
         parser.error("--resume needs --output (where the checkpoints are)")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # as `python -m` would: import paths of the user's modules
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError) as err:  # DatasetNotFoundError included
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, DatasetChecksumError) as err:
+        print_error(err)  # SettingError, CheckpointError, DatasetNotFoundError included
         return 2
+    except (CheckpointWriteError, OSError) as err:
+        print_error(err)
+        return 1
     except KeyboardInterrupt:
         hint = "; rerun with --resume to continue" if args.output is not None else ""
         print(f"{parser.prog}: interrupted{hint}", file=sys.stderr)

@@ -223,3 +223,167 @@ def test_off_a_terminal_progress_is_one_plain_line_per_epoch(table_flag: str) ->
     lines = proc.stderr.splitlines()
     for epoch in (1, 2):
         assert sum(f"seed 0: epoch {epoch}/2 loss " in line for line in lines) == 1, lines
+
+
+# --- a dataset and model of one's own, by import path ---------------------------------------
+
+EXAMPLE = [
+    "--model=examples.digits_mobilenet:mobilenet",
+    "--dataloader=examples.digits_mobilenet:digits",
+]
+OWN_MLP = "tests.training_tests.own_models:mlp"
+
+
+def test_the_worked_example_runs_from_the_repository_root() -> None:
+    """The README's command (on a subset, to be quick), reading the committed table under the
+    example's import paths."""
+    argv = [*EXAMPLE, "--optimizer=adamsrt", "--epochs=2", "--train-subset=256"]
+    proc = subprocess.run(
+        [sys.executable, "training_example.py", *argv, "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    setting = "examples.digits_mobilenet:digits/examples.digits_mobilenet:mobilenet/adamsrt"
+    assert proc.stdout.startswith(f"{setting} from best_hyper_parameters.py: {{")
+    assert "seed 0: completed" in proc.stdout and "note:" not in proc.stdout
+    assert f"{setting} over 1 seed(s), 1 completed" in proc.stdout
+
+
+def test_the_notice_is_printed_for_a_spherical_optimizer_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = _write_table(
+        tmp_path / "best.py",
+        {"digits": {OWN_MLP: {"sgdmrt": {"lr": 0.1, "momentum": 0.9}, "sgd": {"lr": 0.1}}}},
+    )
+    argv = [*TINY, f"--model={OWN_MLP}", "--epochs=1", f"--table={table}"]
+    assert training_example.main([*argv, "--optimizer=sgdmrt"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    notes = [line for line in out if line.startswith("note:")]
+    assert notes == [
+        f"note: model '{OWN_MLP}' has no scale-invariant weights (a conv or linear whose output "
+        "feeds only a BatchNorm): the spherical optimizers (adamg, adams, adamsrt, sgdmrt) "
+        "train it with their plain rule, every weight in the non-channel-wise group"
+    ]
+    assert training_example.main([*argv, "--optimizer=sgd"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_a_setting_without_an_entry_trains_on_the_command_line_s_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table_flag: str
+) -> None:
+    argv = [*TINY, table_flag, f"--model={OWN_MLP}", "--epochs=1", "--optimizer=adam"]
+    assert training_example.main(argv) == 2
+    err = _one_line_error(capsys)
+    assert f"no best hyper-parameters for digits/{OWN_MLP}/adam" in err
+    assert "give --lr and the other values on the command line" in err
+    assert training_example.main([*argv, "--lr=0.01", f"--output={tmp_path}"]) == 0
+    assert "has no entry for this setting: command-line values only" in capsys.readouterr().out
+    assert _json(tmp_path / "metrics.json")["hyper_parameters"] == {"lr": 0.01}
+
+
+def test_augment_flag_reaches_the_run(
+    tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*tiny, "--optimizer=sgd", "--epochs=1", f"--output={tmp_path}", "--augment"]
+    assert training_example.main(argv) == 0
+    assert _json(tmp_path / "config.json")["train_configs"][0]["augment"] is True
+    assert training_example.main([*argv[:-1], "--no-augment"]) == 0
+    assert _json(tmp_path / "config.json")["train_configs"][0]["augment"] is False
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (
+            "--model=tests.training_tests.own_models:raises",
+            "error: model 'tests.training_tests.own_models:raises' must build a model when "
+            "called as raises(num_classes=10, in_channels=1), but it raised RuntimeError: "
+            "out of memory",
+        ),
+        (
+            "--dataloader=tests.data_tests.own_datasets:nan_pixel",
+            "error: dataset 'tests.data_tests.own_datasets:nan_pixel' must return finite "
+            "values in x_train, but it holds NaN or infinity",
+        ),
+        (
+            "--model=no_such_module_anywhere:build",
+            "error: model 'no_such_module_anywhere:build' must import, but importing "
+            "'no_such_module_anywhere' raised ModuleNotFoundError: ",
+        ),
+    ],
+)
+def test_a_setting_that_cannot_be_used_is_one_line_before_training(
+    tiny: list[str], flag: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert training_example.main([*tiny, "--optimizer=sgd", flag, "--lr=0.1"]) == 2
+    assert _one_line_error(capsys).startswith(message)
+
+
+def test_a_damaged_checkpoint_on_resume_is_one_line(
+    tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*tiny, "--optimizer=sgd", "--epochs=1", f"--output={tmp_path}"]
+    assert training_example.main(argv) == 0
+    checkpoint = tmp_path / "seed_0" / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    capsys.readouterr()
+    assert training_example.main([*argv, "--resume"]) == 2
+    err = _one_line_error(capsys)
+    assert err.startswith(f"error: checkpoint {checkpoint} is damaged or not a checkpoint (")
+
+
+def test_an_output_that_cannot_be_written_is_one_line_exit_1(
+    tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    argv = [*tiny, "--optimizer=sgd", "--epochs=1", f"--output={tmp_path / 'file' / 'run'}"]
+    assert training_example.main(argv) == 1
+    assert "Not a directory" in _one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_results_are_written_without_temporaries(tiny: list[str], tmp_path: Path) -> None:
+    assert (
+        training_example.main([*tiny, "--optimizer=sgd", "--epochs=1", f"--output={tmp_path}"])
+        == 0
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "metrics.json", "seed_0"]
+    assert sorted(p.name for p in (tmp_path / "seed_0").iterdir()) == [
+        "checkpoint.pt",
+        "metrics.jsonl",
+    ]
+
+
+def test_modules_of_the_working_directory_are_found(tmp_path: Path) -> None:
+    """``cd my_project && python path/to/training_example.py --model my_nets:build ...``."""
+    (tmp_path / "my_nets.py").write_text(
+        "from torch import nn\n"
+        "def build(num_classes, in_channels):\n"
+        "    return nn.Sequential(nn.Conv2d(in_channels, 4, 3, bias=False), nn.BatchNorm2d(4),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))\n"
+    )
+    (tmp_path / "my_data.py").write_text(
+        "import torch\n"
+        "def load():\n"
+        "    g = torch.Generator().manual_seed(0)\n"
+        "    x = torch.randint(0, 256, (60, 2, 6, 6), dtype=torch.uint8, generator=g)\n"
+        "    y = torch.arange(60) % 3\n"
+        "    return x[:50], y[:50], x[50:], y[50:]\n"
+    )
+    argv = ["--model=my_nets:build", "--dataloader=my_data:load", "--optimizer=adamsrt"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "training_example.py"), *argv, "--epochs=1", "--lr=0.01",
+         "--device=cpu", "--no-progress"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "my_data:load/my_nets:build/adamsrt over 1 seed(s), 1 completed" in proc.stdout
