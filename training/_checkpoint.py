@@ -58,6 +58,9 @@ class CheckpointWriteError(OSError):
         super().__init__(cause.errno, cause.strerror or str(cause), os.fspath(path))
         self.cause = cause
 
+    def __reduce__(self) -> tuple[Any, ...]:  # Ray and multiprocessing pickle exceptions
+        return type(self), (self.filename, self.cause)
+
     def __str__(self) -> str:
         code = errno.errorcode.get(self.errno) if self.errno is not None else None
         reason = f"{self.strerror} ({code})" if code else str(self.strerror)

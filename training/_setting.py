@@ -4,6 +4,7 @@ training_example.py, and the model and parameter groups :func:`training.train` b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -137,7 +138,7 @@ def inspect_setting(
     dataset: str,
     model: str,
     *,
-    data_dir: Any = None,
+    data_dir: str | os.PathLike[str] | None = None,
     augment: bool | None = None,
     download: bool = False,
     verify: bool = True,

@@ -260,3 +260,18 @@ def test_a_module_that_does_not_import(tmp_path: Path, monkeypatch: pytest.Monke
             f"dataset '{module}:load' must import, but importing {module!r} raised {why}"
         )
     sys.modules.pop("failing_dataset_module", None)
+
+
+@pytest.mark.parametrize(
+    "device",
+    [pytest.param("cuda", marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs CUDA"
+    ))],
+)  # fmt: skip
+def test_float_batches_are_the_same_on_every_device(device: str) -> None:
+    cpu = build_loaders(FLOAT, batch_size=8, augment=True)
+    other = build_loaders(FLOAT, batch_size=8, augment=True, device=device)
+    for a, b in ((cpu.train, other.train), (cpu.val, other.val), (cpu.test, other.test)):
+        (xa, ya), (xb, yb) = _epoch(a), _epoch(b)
+        assert torch.equal(ya, yb.cpu())
+        torch.testing.assert_close(xa, xb.cpu(), rtol=0, atol=1e-6)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,15 @@ def test_a_checkpoint_directory_name_too_long(tmp_path: Path) -> None:
         train(tiny_config("sgd", epochs=1, checkpoint_dir=directory))
     assert info.value.errno == errno.ENAMETOOLONG
     assert "File name too long (ENAMETOOLONG)" in _one_line(info.value)
+
+
+def test_the_errors_survive_pickling() -> None:
+    """Ray hands a task's exception to the driver pickled."""
+    cause = OSError(errno.ENOSPC, "No space left on device")
+    err = pickle.loads(pickle.dumps(CheckpointWriteError("/runs/checkpoint.pt", cause)))
+    assert isinstance(err, CheckpointWriteError) and err.errno == errno.ENOSPC
+    assert (
+        str(err) == "cannot write checkpoint /runs/checkpoint.pt: No space left on device (ENOSPC)"
+    )
+    damaged = pickle.loads(pickle.dumps(CheckpointError("checkpoint x is damaged")))
+    assert isinstance(damaged, CheckpointError) and str(damaged) == "checkpoint x is damaged"
