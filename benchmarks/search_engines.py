@@ -43,7 +43,7 @@ from optuna.trial import TrialState
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search import StudySpec, load_spec, open_storage, run, suggest
-from search._trial import make_pruner
+from search._sampling import make_pruner
 from training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,19 +77,7 @@ class Diverged(RuntimeError):
 
 def plain_config(spec: StudySpec, optimizer: str, hparams: dict) -> TrainConfig:
     """The trial's training as the search configures it, without its per-epoch checkpoint."""
-    return TrainConfig(
-        dataset=spec.dataset,
-        model=spec.model,
-        optimizer=optimizer,
-        hparams=hparams,
-        epochs=spec.epochs,
-        batch_size=spec.batch_size,
-        seed=spec.seed,
-        device="cpu",
-        train_subset=spec.train_subset,
-        evaluate_test=False,
-        progress=False,
-    )
+    return spec.train_config(optimizer, hparams, seed=spec.seed, device="cpu")
 
 
 def train_or_raise(config: TrainConfig, on_epoch: Callable[[int, dict], None]) -> float:
@@ -191,7 +179,7 @@ def optuna_worker(spec: StudySpec, optimizer: str, url: str, index: int) -> None
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
-        hparams = suggest(trial, optimizer, spec.space)
+        hparams = suggest(trial, optimizer, spec.spaces[optimizer])
         return train_or_raise(plain_config(spec, optimizer, hparams), on_epoch)
 
     study = optuna.load_study(
@@ -244,7 +232,7 @@ def run_optuna(spec: StudySpec, optimizer: str, tmp: Path) -> Measured:
 # -- (c) Ray Tune with OptunaSearch and ASHA ----------------------------------------------------
 
 
-def tune_space(trial: optuna.Trial, optimizer: str, space: str) -> dict:
+def tune_space(trial: optuna.Trial, optimizer: str, space: dict) -> dict:
     """Define-by-run over the project's space; the optimizer's hparams ride in the config."""
     return {"hparams": suggest(trial, optimizer, space)}
 
@@ -272,7 +260,7 @@ def run_tune(spec: StudySpec, optimizer: str, tmp: Path) -> Measured:
     start = time.perf_counter()
     ray_s = ray_init()
     searcher = OptunaSearch(
-        space=functools.partial(tune_space, optimizer=optimizer, space=spec.space),
+        space=functools.partial(tune_space, optimizer=optimizer, space=spec.spaces[optimizer]),
         metric="val_acc",
         mode="max",
         sampler=optuna.samplers.TPESampler(seed=spec.seed),

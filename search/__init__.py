@@ -1,15 +1,13 @@
-"""The search service: study specs → Optuna studies in SQL storage → one Ray task per trial."""
+"""The search service: study specs → Optuna studies in SQL storage → trials on warm Ray runners.
 
-from ._driver import (
-    ClusterError,
-    Interrupted,
-    StudyProgress,
-    create_studies,
-    dashboard_hint,
-    grid_points,
-    progress,
-    run,
-)
+Read in this order: ``_spec`` and ``_space`` (what a search is), ``_studies`` (the studies in
+the storage and their counting rules), ``_driver`` (the loop), ``_trial`` (what a runner does
+for one trial), ``_executors`` (where trials run), ``_storage`` and ``_locks`` (the database),
+``_export`` and ``_report`` (what a search yields).
+"""
+
+from ._driver import CheckpointDirError, Interrupted, SearchStopped, progress, run
+from ._executors import ClusterError
 from ._export import (
     Candidate,
     ExportError,
@@ -20,21 +18,26 @@ from ._export import (
     select_winners,
     write_table,
 )
-from ._space import SPACES, grid, suggest
+from ._progress import StudyProgress, dashboard_hint
+from ._space import HPARAMS, PRESETS, Entry, parse_space, suggest
 from ._spec import ConfirmSpec, PrunerSpec, ResourceSpec, SpecError, StudySpec, load_spec
-from ._storage import StorageError, open_storage, redact
+from ._storage import StorageError, close_storage, open_storage, redact
+from ._studies import counted_trials, create_studies, grid_points, lineage_root
 from ._trial import TrialJob, TrialOutcome, run_trial
-from ._trials import counted_trials, lineage_root
 
 __all__ = [
-    "SPACES",
+    "HPARAMS",
+    "PRESETS",
     "Candidate",
+    "CheckpointDirError",
     "ClusterError",
     "ConfirmSpec",
+    "Entry",
     "ExportError",
     "Interrupted",
     "PrunerSpec",
     "ResourceSpec",
+    "SearchStopped",
     "SpecError",
     "StorageError",
     "StudyProgress",
@@ -43,16 +46,17 @@ __all__ = [
     "TrialOutcome",
     "Winner",
     "best_candidate",
+    "close_storage",
     "counted_trials",
     "create_studies",
     "dashboard_hint",
     "describe",
-    "grid",
     "grid_points",
     "lineage_root",
     "load_spec",
     "merge",
     "open_storage",
+    "parse_space",
     "progress",
     "redact",
     "run",

@@ -1,21 +1,28 @@
-"""What runs for one trial, as one Ray task (or in the driver's process with ``--no-ray``).
+"""What runs for one trial, on a warm runner (or in the driver's process with ``--no-ray``).
 
-The driver has already asked Optuna for the trial and its parameters. The task re-opens that
+The driver has already asked Optuna for the trial and its parameters. The runner re-opens that
 trial by number against the SQL storage, trains with ``train(config, on_epoch)``, reports each
 epoch's validation accuracy and asks the study's own pruner, so PRUNED trials keep their
-curves. After every epoch the trainer writes a checkpoint under the trial's directory; a task
-that starts where a checkpoint exists (Ray retrying it after a lost worker, or the retry of an
-interrupted trial) continues from its last finished epoch, bitwise as if never interrupted.
-The task never tells: it returns a :class:`TrialOutcome` and the driver tells Optuna.
+curves. After every epoch the trainer writes a checkpoint under the trial's directory; a trial
+that starts where a checkpoint exists (after a lost runner, or as the retry of an interrupted
+trial) continues from its last finished epoch, bitwise as if never interrupted. A damaged
+checkpoint is dropped (the trial starts over, and says so); a checkpoint that cannot be
+written stops the search rather than failing the trial. The runner never tells: it returns a
+:class:`TrialOutcome` and the driver tells Optuna.
+
+A runner's process keeps, across its trials, its storage (``open_storage``), each study it
+loaded, and the datasets the trainer read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +31,10 @@ from typing import Any, Literal
 
 import optuna
 
-from training import CHECKPOINT_NAME, TrainConfig, train
+from training import CHECKPOINT_NAME, CheckpointError, CheckpointWriteError, train
 from training._checkpoint import load_checkpoint
 
+from ._sampling import make_pruner
 from ._spec import StudySpec
 from ._storage import OUTAGE_S, StorageError, open_storage
 
@@ -36,7 +44,7 @@ EpochHook = Callable[["TrialJob", int], None]
 
 @dataclass(frozen=True)
 class TrialJob:
-    """Everything a task needs; plain data, so it pickles to Ray workers on other machines."""
+    """Everything a runner needs; plain data, so it pickles to Ray workers on other machines."""
 
     spec: StudySpec
     optimizer: str
@@ -55,10 +63,15 @@ class TrialJob:
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """What the driver tells Optuna (``state``), with the value and the attributes to record;
-    ``requeue``: the trial could not go on through no fault of its own (queued again)."""
+    """What the driver does with a trial that ended.
 
-    state: Literal["complete", "pruned", "fail", "requeue"]
+    ``complete`` / ``pruned`` / ``fail``: tell Optuna (``value``, and ``attrs`` to record);
+    ``requeue``: the trial could not go on through no fault of its own (queued again);
+    ``lost``: the runner's process died with it; ``stop``: the search cannot go on (a
+    checkpoint directory that cannot be written), the trial is queued again.
+    """
+
+    state: Literal["complete", "pruned", "fail", "requeue", "lost", "stop"]
     value: float | None = None
     reason: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
@@ -68,27 +81,6 @@ def quiet_optuna() -> None:
     """Progress lines replace Optuna's per-trial log; heartbeats are experimental by design."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    # The driver records the heartbeats of the trials it asked for (ask/tell, not optimize).
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-
-
-def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    p = spec.pruner
-    if p.kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=p.min_resource,
-            max_resource=spec.epochs,
-            reduction_factor=p.reduction_factor,
-        )
-    if p.kind == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=p.min_resource, reduction_factor=p.reduction_factor
-        )
-    if p.kind == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
-        )
-    return optuna.pruners.NopPruner()
 
 
 def node_name() -> str:
@@ -99,27 +91,6 @@ def node_name() -> str:
     return socket.gethostname()
 
 
-def train_config(job: TrialJob) -> TrainConfig:
-    spec = job.spec
-    return TrainConfig(
-        dataset=spec.dataset,
-        model=spec.model,
-        optimizer=job.optimizer,
-        hparams=job.hparams,
-        epochs=spec.epochs,
-        batch_size=spec.batch_size,
-        seed=job.seed,
-        device=job.device,
-        data_dir=job.data_dir,
-        train_subset=spec.train_subset,
-        compile=spec.compile,
-        evaluate_test=False,  # selection uses the validation split only
-        checkpoint_dir=job.checkpoint_dir,
-        resume=True,
-        progress=False,
-    )
-
-
 def remove_checkpoint(checkpoint_dir: str | Path) -> None:
     """Remove a trial's checkpoints, and its study's directory once it is empty."""
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -127,52 +98,95 @@ def remove_checkpoint(checkpoint_dir: str | Path) -> None:
         Path(checkpoint_dir).parent.rmdir()
 
 
-def run_trial(job: TrialJob, on_epoch_hook: EpochHook | None = None) -> TrialOutcome:
-    """Train the trial of ``job`` (from its checkpoint if it has one) and return its outcome."""
-    quiet_optuna()
-    storage = open_storage(job.storage_url, outage_s=job.outage_s)
-    study = optuna.load_study(
-        study_name=job.study_name,
-        storage=storage,
-        pruner=make_pruner(job.spec) if job.prune else optuna.pruners.NopPruner(),
-        sampler=optuna.samplers.RandomSampler(),  # the driver sampled; nothing to fit here
-    )
-    trial_id = storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(job.study_name), job.number
-    )
-    trial = optuna.Trial(study, trial_id)
-    trial.set_user_attr("worker", {"node": node_name(), "pid": os.getpid(), "run": job.run_id})
+_STUDIES: dict[tuple[str, str, bool], optuna.Study] = {}
 
-    # Epochs the checkpoint holds but the trial has not recorded (a worker lost between the
-    # checkpoint and the report) are reported now, so every epoch is trained and reported once.
-    checkpoint = Path(job.checkpoint_dir) / CHECKPOINT_NAME
-    history = load_checkpoint(checkpoint)["history"] if checkpoint.is_file() else []
-    reported = set(storage.get_trial(trial_id).intermediate_values)
-    if history:
-        attempts = trial.user_attrs.get("attempts", [])
-        attempts.append({"resumed_from": len(history), "reported_before": len(reported)})
-        trial.set_user_attr("attempts", attempts)
-        trial.set_user_attr("resumed_from_epoch", len(history))
-    for metrics in history:
-        if metrics["epoch"] not in reported:
-            trial.report(metrics["val_acc"], int(metrics["epoch"]))
-    if history and len(history) < job.spec.epochs and trial.should_prune():
-        return TrialOutcome("pruned", reason=f"pruned after epoch {len(history)}")
 
-    def on_epoch(epoch: int, metrics: dict) -> None:  # epoch is 1-based
-        if on_epoch_hook is not None:
-            on_epoch_hook(job, epoch)
-        trial.report(metrics["val_acc"], epoch)
-        # After the last epoch the run is complete: nothing is left to save by pruning it.
-        if epoch < job.spec.epochs and trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+def _study(job: TrialJob) -> optuna.Study:
+    """The trial's study with its pruner, loaded once per process."""
+    key = (job.storage_url, job.study_name, job.prune)
+    if key not in _STUDIES:
+        _STUDIES[key] = optuna.load_study(
+            study_name=job.study_name,
+            storage=open_storage(job.storage_url, outage_s=job.outage_s),
+            pruner=make_pruner(job.spec) if job.prune else optuna.pruners.NopPruner(),
+            sampler=optuna.samplers.RandomSampler(),  # the driver sampled; nothing to fit here
+        )
+    return _STUDIES[key]
 
+
+def _history(trial: optuna.Trial, checkpoint: Path) -> list[dict[str, Any]]:
+    """The epochs the trial's checkpoint holds; a damaged one is removed and noted."""
+    if not checkpoint.is_file():
+        return []
     try:
-        result = train(train_config(job), on_epoch=on_epoch)
+        return load_checkpoint(checkpoint)["history"]
+    except CheckpointError as exc:
+        checkpoint.unlink(missing_ok=True)
+        trial.set_user_attr("checkpoint_discarded", str(exc))
+        return []
+
+
+def run_trial(job: TrialJob, on_epoch_hook: EpochHook | None = None) -> TrialOutcome:
+    """Train the trial of ``job`` (from its checkpoint if it has one) and return its outcome,
+    with where its time went (``seconds``: inside epochs, and in all)."""
+    started, in_epochs = time.perf_counter(), [0.0]
+    outcome = _run_trial(job, on_epoch_hook, in_epochs)
+    seconds = {"epochs": round(in_epochs[0], 3), "trial": round(time.perf_counter() - started, 3)}
+    return dataclasses.replace(outcome, attrs={**outcome.attrs, "seconds": seconds})
+
+
+def _run_trial(
+    job: TrialJob, on_epoch_hook: EpochHook | None, in_epochs: list[float]
+) -> TrialOutcome:
+    quiet_optuna()
+    try:
+        study = _study(job)
+        storage = open_storage(job.storage_url, outage_s=job.outage_s)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, job.number)
+        trial = optuna.Trial(study, trial_id)
+        worker = {"node": node_name(), "pid": os.getpid(), "run": job.run_id}
+        trial.set_user_attr("worker", worker)
+
+        # Epochs the checkpoint holds but the trial has not recorded (a runner lost between the
+        # checkpoint and the report) are reported now: every epoch is trained and reported once.
+        history = _history(trial, Path(job.checkpoint_dir) / CHECKPOINT_NAME)
+        reported = set(storage.get_trial(trial_id).intermediate_values)
+        if history:
+            attempts = trial.user_attrs.get("attempts", [])
+            attempts.append({"resumed_from": len(history), "reported_before": len(reported)})
+            trial.set_user_attr("attempts", attempts)
+            trial.set_user_attr("resumed_from_epoch", len(history))
+        for metrics in history:
+            if metrics["epoch"] not in reported:
+                trial.report(metrics["val_acc"], int(metrics["epoch"]))
+        if history and len(history) < job.spec.epochs and trial.should_prune():
+            return TrialOutcome("pruned", reason=f"pruned after epoch {len(history)}")
+
+        def on_epoch(epoch: int, metrics: dict) -> None:  # epoch is 1-based
+            in_epochs[0] += metrics["seconds"]
+            if on_epoch_hook is not None:
+                on_epoch_hook(job, epoch)
+            trial.report(metrics["val_acc"], epoch)
+            # After the last epoch the run is complete: nothing is left to save by pruning it.
+            if epoch < job.spec.epochs and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+        config = job.spec.train_config(
+            job.optimizer,
+            job.hparams,
+            seed=job.seed,
+            device=job.device,
+            data_dir=job.data_dir,
+            checkpoint_dir=job.checkpoint_dir,
+            resume=True,
+        )
+        result = train(config, on_epoch=on_epoch)
     except optuna.TrialPruned as exc:
         return TrialOutcome("pruned", reason=str(exc))
-    except StorageError:
-        raise  # the database, not the trial: the driver queues it again
+    except StorageError as exc:
+        return TrialOutcome("requeue", reason=str(exc))  # the database, not the trial
+    except CheckpointWriteError as exc:
+        return TrialOutcome("stop", reason=str(exc))
     except Exception as exc:
         return TrialOutcome("fail", reason=f"{type(exc).__name__}: {exc}")
     if result.status != "completed":

@@ -28,6 +28,7 @@ n_trials = {n_trials}
 seed = 0
 batch_size = 64
 train_subset = {train_subset}
+{extra}
 
 [pruner]
 kind = "{pruner}"
@@ -55,14 +56,15 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
         pruner: str = "none",
         workers: int = 2,
         cpus: float = 1,
+        extra: str = "",
     ) -> Path:
+        """``extra``: more top-level TOML lines (e.g. ``space = "paper-grid"``)."""
         path = tmp_path / f"{name}.toml"
-        path.write_text(
-            TINY.format(
-                name=name, optimizers=list(optimizers), epochs=epochs, n_trials=n_trials,
-                train_subset=train_subset, pruner=pruner, workers=workers, cpus=cpus,
-            ).replace("'", '"')
+        text = TINY.format(
+            name=name, optimizers=list(optimizers), epochs=epochs, n_trials=n_trials,
+            train_subset=train_subset, pruner=pruner, workers=workers, cpus=cpus, extra=extra,
         )  # fmt: skip
+        path.write_text(text.replace("'", '"'))
         return path
 
     return write
@@ -113,6 +115,40 @@ def trials_of(storage_url: str, spec: StudySpec) -> dict[str, list[optuna.trial.
         else []
         for opt in spec.optimizers
     }
+
+
+def check_exact(storage_url: str, spec: StudySpec) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    """Every study of ``spec`` has exactly its trial count, counted here from the rows (a FAIL
+    that a later trial retries does not count), with nothing RUNNING or WAITING, trial numbers
+    without gaps, each epoch reported once, and no parameters trained twice."""
+    from optuna.trial import TrialState
+
+    all_trials = trials_of(storage_url, spec)
+    for opt, trials in all_trials.items():
+        assert [t.number for t in trials] == list(range(len(trials))), opt
+        stuck = [(t.number, t.state.name) for t in trials if not t.state.is_finished()]
+        assert not stuck, (opt, stuck)
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+        counted = [t for t in trials if not (t.state == TrialState.FAIL and t.number in retried)]
+        search = [t for t in counted if "confirms" not in t.user_attrs]
+        assert len(search) == spec.trials_for(opt), (opt, len(search), spec.trials_for(opt))
+        params = [tuple(sorted(t.params.items())) for t in search]
+        assert len(set(params)) == len(params), (opt, "parameters trained twice")
+        for t in trials:
+            steps = sorted(t.intermediate_values)
+            assert steps == list(range(1, len(steps) + 1)), (opt, t.number, steps)
+    return all_trials
+
+
+def pg_connections(database: str) -> int:
+    """Connections open to ``database`` now (the server's own count)."""
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres") as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+        ).fetchone()
+    return int(row[0])
 
 
 def run_cli(args: list[str], faults: bool = False, **popen: object) -> subprocess.Popen:

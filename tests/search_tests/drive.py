@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import sys
 
-from search import Interrupted, StorageError, load_spec, run
+from search import Interrupted, SearchStopped, StorageError, load_spec, run
 
 from .faults import trial_with_faults
 
 
 def main(argv: list[str]) -> int:
-    spec_path, storage, checkpoint_dir, executor, *outage = argv
+    spec_path, storage, checkpoint_dir, executor, *outage = argv  # outage: seconds ridden out
     try:
         run(
             load_spec(spec_path),
@@ -29,6 +29,9 @@ def main(argv: list[str]) -> int:
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SearchStopped as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

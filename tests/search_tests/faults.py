@@ -9,14 +9,22 @@ once (a marker file made with O_EXCL), after that epoch's checkpoint and before 
 - ``sigint`` / ``sigterm``: the driver receives Ctrl-C / SIGTERM (``pid``: the driver's),
 - ``hang``: the trial stops making progress,
 - ``outage``: the PostgreSQL database ``database`` refuses connections (and drops the open
-  ones) for ``seconds``, or until :func:`end_outage` with ``seconds`` null.
+  ones) for ``seconds``, or until :func:`end_outage` with ``seconds`` null,
+- ``outage-after``: the same, but starting as the trial returns its outcome, so the driver
+  meets it when it tells the result,
+- ``terminate``: every connection to ``database`` is killed every ``every`` seconds for
+  ``seconds`` (a flaky network), from a thread of the trial's process,
+- ``restart``: the PostgreSQL server restarts (``pg_ctlcluster``),
+- ``disk-full``: every later ``fsync`` of the trial's process fails with ENOSPC.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -51,6 +59,38 @@ def end_outage(database: str) -> None:
     _admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
 
 
+def terminate_connections(database: str) -> None:
+    _admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    )
+
+
+def _terminate_for(database: str, seconds: float, every: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        terminate_connections(database)
+        time.sleep(every)
+
+
+def restart_server() -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def _disk_full(fd: int) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _start_outage(plan: dict) -> None:
+    start_outage(plan["database"])
+    if plan["seconds"] is not None:
+        threading.Timer(plan["seconds"], end_outage, (plan["database"],)).start()
+
+
 def _fire_once(root: Path, plan: dict) -> bool:
     try:
         os.close(os.open(root / f"fired-{plan['trial']}-{plan['epoch']}", os.O_CREAT | os.O_EXCL))
@@ -78,8 +118,19 @@ def trial_with_faults(job: TrialJob) -> TrialOutcome:
         elif kind == "hang":
             time.sleep(3600)
         elif kind == "outage":
-            start_outage(plan["database"])
-            if plan["seconds"] is not None:
-                threading.Timer(plan["seconds"], end_outage, (plan["database"],)).start()
+            _start_outage(plan)
+        elif kind == "outage-after":
+            fired.append(True)
+        elif kind == "terminate":
+            args = (plan["database"], plan["seconds"], plan["every"])
+            threading.Thread(target=_terminate_for, args=args, daemon=True).start()
+        elif kind == "restart":
+            restart_server()
+        elif kind == "disk-full":
+            os.fsync = _disk_full
 
-    return run_trial(job, on_epoch_hook=hook)
+    fired: list[bool] = []
+    outcome = run_trial(job, on_epoch_hook=hook)
+    if fired:
+        _start_outage(plan)
+    return outcome

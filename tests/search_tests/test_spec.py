@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 import pytest
 
-from search import SpecError, grid, load_spec, suggest
-from search._space import PAPER_WEIGHT_DECAYS
+from search import SpecError, load_spec
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 PAPER_SETTINGS = {
@@ -67,11 +65,25 @@ def test_study_names_are_unique_and_deterministic(tmp_path):
         ("seed = -1\n", r"seed must be an integer from 0 to 2147483647, but got -1"),
         ("trial_timeout = 0\n", r"trial_timeout must be a positive number of seconds, but got 0"),
         ("trial_timeout = nan\n", r"trial_timeout must be a positive number of seconds"),
-        ('compile = "yes"\n', r"compile must be true or false, but got 'yes'"),
+        ('compile = "yes"\n', r"compile must be a bool, but got 'yes'"),
         ("[confirm]\ntop = 2\n", r"confirm must be top and seeds both 0 or both positive"),
         ("[confirm]\ntop = -1\nseeds = 2\n", r"confirm\.top must be a non-negative integer"),
-        ('space = "huge"\n', r"space must be one of \['default', 'paper-grid'\], but got 'huge'"),
-        ('sampler = "grid"\n', r"sampler must be 'grid' exactly when space = 'paper-grid'"),
+        (
+            'space = "huge"\n',
+            r"space\.preset must be one of \['default', 'paper-grid'\], but got 'huge'",
+        ),
+        ('sampler = "grid"\n', r"sampler must be 'grid' exactly when the space is a grid"),
+        (
+            'space = "paper-grid"\nsampler = "tpe"\n',
+            r"sampler must be 'grid' exactly when the space",
+        ),
+        ("n_trials = 100001\n", r"n_trials must be at most 100000, but got 100001"),
+        (
+            "n_trials = 3\n[confirm]\ntop = 4\nseeds = 1\n",
+            r"confirm\.top must be at most the trial count",
+        ),
+        ("[confirm]\ntop = 1\nseeds = 2147483647\n", r"confirm\.seeds must be at most 1000"),
+        ('augment = "yes"\n', r"augment must be a bool, but got 'yes'"),
     ],
 )
 def test_bad_values_name_file_key_and_value(tmp_path, extra, message):
@@ -88,7 +100,8 @@ def test_bad_values_name_file_key_and_value(tmp_path, extra, message):
         (
             '"resnet20"',
             '"resnet50"',
-            r"model must be one of \['resnet18', 'resnet20', 'vgg16'\], but got 'resnet50'",
+            r"model must be one of \['resnet18', 'resnet20', 'vgg16'\] or a 'package.module:function' "
+            r"import path, but got 'resnet50'",
         ),
         ('"digits"', '"mnist"', r"dataset must be one of .*, but got 'mnist'"),
         ('"sgd"]', '"lamb"]', r"optimizers must be names from .*, but got 'lamb'"),
@@ -120,45 +133,22 @@ def test_a_directory_or_binary_spec_is_one_clear_line(tmp_path):
         assert "\n" not in str(info.value)
 
 
-def test_paper_grid_is_the_published_grid():
-    axes = grid("adamsrt", "paper-grid")
-    assert axes == {"weight_decay": list(PAPER_WEIGHT_DECAYS), "beta2": [0.99, 0.999]}
-    assert PAPER_WEIGHT_DECAYS == (
-        0.0,
-        5e-4,
-        2.5e-4,
-        1.25e-4,
-        6.25e-5,
-        3.125e-5,
-        1.5625e-5,
-        7.8125e-6,
+def test_a_model_and_dataset_may_be_import_paths(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(
+        GOOD.replace('"digits"', '"my_data.cifar:load"').replace('"resnet20"', '"my_nets:tiny"')
     )
-    assert grid("sgdmrt", "paper-grid") == {"weight_decay": list(PAPER_WEIGHT_DECAYS)}
-    assert grid("adam", "default") is None
+    spec = load_spec(path)
+    assert spec.study_name("sgd") == "t-my_data.cifar:load-my_nets:tiny-sgd-default"
 
 
-@pytest.mark.parametrize(
-    "optimizer", ["adams", "adamsrt", "adamg", "adam", "adamw", "sgd", "sgdmrt"]
-)
-def test_suggestions_are_full_hyper_parameters(optimizer):
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen_zero = False
-    for _ in range(60):
-        trial = study.ask()
-        hp = suggest(trial, optimizer, "default")
-        study.tell(trial, 0.0)
-        assert hp["lr"] > 0 and hp["weight_decay"] >= 0
-        seen_zero |= hp["weight_decay"] == 0
-        if optimizer.startswith("sgd"):
-            assert set(hp) == {"lr", "momentum", "weight_decay"}
-        else:
-            assert set(hp) == {"lr", "betas", "weight_decay", "eps"}
-            assert 0.9 <= hp["betas"][1] < 1
-    assert seen_zero, "zero weight decay must be reachable"
-    grid_study = optuna.create_study(
-        sampler=optuna.samplers.GridSampler(grid(optimizer, "paper-grid") or {}, seed=0)
-    )
-    trial = grid_study.ask()
-    hp = suggest(trial, optimizer, "paper-grid")
-    assert hp["weight_decay"] in PAPER_WEIGHT_DECAYS
-    assert hp["lr"] == {"sgd": 0.1, "sgdmrt": 0.1, "adamg": 1e-2}.get(optimizer, 1e-3)
+def test_command_line_changes_merge_into_the_spec_tables(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(GOOD + "[pruner]\nkind = 'median'\nmin_resource = 2\n")
+    spec = load_spec(path, {"seed": 7, "pruner": {"min_resource": 3}, "space": {"lr": 0.01}})
+    assert (spec.seed, spec.pruner.kind, spec.pruner.min_resource) == (7, "median", 3)
+    # A preset name extended by entries keeps its preset.
+    assert spec.spaces["sgd"]["lr"].value == 0.01 and "momentum" in spec.spaces["sgd"]
+    assert spec.study_name("sgd").endswith("-custom")
+    with pytest.raises(SpecError, match=r"\(with command-line overrides\): seed must be"):
+        load_spec(path, {"seed": -1})
