@@ -14,7 +14,6 @@ ones and the search space included (``--set 'space.lr={low=1e-4, high=1e-1, log=
 from __future__ import annotations
 
 import argparse
-import os
 import tomllib
 from collections.abc import Sequence
 from importlib import resources
@@ -23,9 +22,6 @@ from typing import Any
 
 from training import ArgumentParser, print_error
 
-#: The storage when neither --storage nor $SPHERICAL_BN_STORAGE names one.
-STORAGE_ENV_VAR = "SPHERICAL_BN_STORAGE"
-DEFAULT_STORAGE = "sqlite:///studies/studies.db"
 # Smoke runs (2 trials of 2 epochs on a subset) keep apart, so they never feed an export.
 SMOKE_STORAGE = "sqlite:///studies/smoke.db"
 
@@ -83,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--storage",
-        help=f"SQLAlchemy URL (default: ${STORAGE_ENV_VAR}, else {DEFAULT_STORAGE}; "
-        f"{SMOKE_STORAGE} with --smoke-test)",
+        help="SQLAlchemy URL (default: $SPHERICAL_BN_STORAGE, else sqlite:///studies/studies.db "
+        f"in the working directory; {SMOKE_STORAGE} with --smoke-test)",
     )
     spec = parser.add_argument_group("spec values (override the spec's)")
     for dest, (_, kind, help_) in SPEC_FLAGS.items():
@@ -191,14 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         SpecError,
         StorageError,
         dashboard_hint,
+        default_storage,
         load_spec,
         redact,
         run,
     )
 
-    storage = args.storage or (
-        SMOKE_STORAGE if args.smoke_test else os.environ.get(STORAGE_ENV_VAR, DEFAULT_STORAGE)
-    )
+    storage = args.storage or (SMOKE_STORAGE if args.smoke_test else default_storage())
     try:
         path = resolve_study(args.study)
         base = load_spec(path)

@@ -19,15 +19,26 @@ from ._export import (
     write_table,
 )
 from ._progress import StudyProgress, dashboard_hint
+from ._report import write_report
 from ._space import HPARAMS, PRESETS, Entry, parse_space, suggest
 from ._spec import ConfirmSpec, PrunerSpec, ResourceSpec, SpecError, StudySpec, load_spec
-from ._storage import StorageError, close_storage, open_storage, redact
+from ._storage import (
+    DEFAULT_STORAGE,
+    STORAGE_ENV_VAR,
+    StorageError,
+    close_storage,
+    default_storage,
+    open_storage,
+    redact,
+)
 from ._studies import counted_trials, create_studies, grid_points, lineage_root
 from ._trial import TrialJob, TrialOutcome, run_trial
 
 __all__ = [
+    "DEFAULT_STORAGE",
     "HPARAMS",
     "PRESETS",
+    "STORAGE_ENV_VAR",
     "Candidate",
     "CheckpointDirError",
     "ClusterError",
@@ -50,6 +61,7 @@ __all__ = [
     "counted_trials",
     "create_studies",
     "dashboard_hint",
+    "default_storage",
     "describe",
     "grid_points",
     "lineage_root",
@@ -63,5 +75,6 @@ __all__ = [
     "run_trial",
     "select_winners",
     "suggest",
+    "write_report",
     "write_table",
 ]

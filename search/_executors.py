@@ -158,6 +158,8 @@ class RayRunners:
         import ray
 
         self.ray, self.owned = ray, owned
+        self.idle: list[Any] = []
+        self.busy: dict[Any, Any] = {}  # the ref of a trial's outcome → its runner
         resources = ray.cluster_resources()
         self.name = "local Ray" if address is None else f"Ray at {address}"
         say(
@@ -180,8 +182,6 @@ class RayRunners:
         self.device = "cuda" if gpus > 0 else "cpu"
         self.runner_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(Runner)
         self.trial_fn = trial_fn
-        self.idle: list[Any] = []
-        self.busy: dict[Any, Any] = {}  # the ref of a trial's outcome → its runner
 
     def slots(self, workers: int) -> int:
         return workers

@@ -58,12 +58,22 @@ class Candidate:
 
 
 def candidates(trials: list[FrozenTrial]) -> list[Candidate]:
-    """The COMPLETE search trials of a study, each with its confirmation runs."""
+    """The COMPLETE search trials of a study, each with its confirmation runs.
+
+    Raises ValueError naming a confirmation run whose ``confirms``/``seed`` are not trial and
+    seed numbers.
+    """
     counted = counted_trials(trials)
     runs: dict[int, dict[int, float]] = {}
     for t in counted:
         if "confirms" in t.user_attrs and t.state == TrialState.COMPLETE:
-            runs.setdefault(t.user_attrs["confirms"], {})[t.user_attrs["seed"]] = t.value
+            source, seed = t.user_attrs["confirms"], t.user_attrs.get("seed")
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (source, seed)):
+                raise ValueError(
+                    f"trial #{t.number}: confirms and seed must be integers, but got "
+                    f"confirms={source!r}, seed={seed!r}"
+                )
+            runs.setdefault(source, {})[seed] = t.value
     return [
         Candidate(t, runs.get(t.number, {}))
         for t in counted
@@ -155,13 +165,34 @@ def _winner(name: str, attrs: dict[str, Any], best: Candidate) -> Winner:
     return Winner(hparams, provenance)
 
 
-def select_winners(
-    storage_url: str, names: Sequence[str] | None = None, warn: Callable[[str], None] = print
-) -> dict[Setting, Winner]:
-    """(dataset, model, optimizer) → the winner of the run_search.py studies in the storage.
+@dataclass(frozen=True)
+class SearchedStudy:
+    """A run_search.py study of the storage, with its trials and what it would export."""
 
-    A study with malformed attributes is skipped with one ``warn`` line naming it.
-    """
+    name: str
+    setting: Setting
+    trials: list[FrozenTrial]
+    best: Candidate
+    winner: Winner
+
+    def rank(self) -> tuple[bool, float]:
+        """Across studies of one setting: confirmed first, then the higher score."""
+        return (self.best.confirmed, self.best.score)
+
+    def confirmation_runs(self, number: int) -> list[FrozenTrial]:
+        """The completed confirmation runs of trial ``number``."""
+        return [
+            t
+            for t in counted_trials(self.trials)
+            if t.user_attrs.get("confirms") == number and t.state == TrialState.COMPLETE
+        ]
+
+
+def searched_studies(
+    storage_url: str, names: Sequence[str] | None = None, warn: Callable[[str], None] = print
+) -> list[SearchedStudy]:
+    """The run_search.py studies of the storage that have something to export (all of them,
+    or ``names``). A study with malformed attributes is skipped with one ``warn`` line."""
     storage = open_storage(storage_url, create=False)
     studies = {s.study_name: s for s in storage.get_all_studies()}
     if names:
@@ -172,7 +203,7 @@ def select_winners(
                 f"available: {[shown(n) for n in sorted(studies)]}"
             )
         studies = {n: studies[n] for n in names}
-    winners: dict[Setting, Winner] = {}
+    found = []
     for name, frozen in sorted(studies.items()):
         attrs = frozen.user_attrs
         setting = tuple(attrs.get(k) for k in ("dataset", "model", "optimizer"))
@@ -187,25 +218,32 @@ def select_winners(
             warn(f"warning: skipping study {shown(name)!r}: dataset/model/optimizer must be names")
             continue
         trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-        best = best_candidate(trials)
-        if best is None:
-            if names:
-                raise ExportError(f"study {shown(name)!r} has no COMPLETE trial to export")
-            continue
         try:
+            best = best_candidate(trials)
+            if best is None:
+                if names:
+                    raise ExportError(f"study {shown(name)!r} has no COMPLETE trial to export")
+                continue
             win = _winner(name, attrs, best)
         except ValueError as exc:
             warn(f"warning: skipping study {shown(name)!r}: {exc}")
             continue
-        have = winners.get(setting)  # type: ignore[arg-type]
-        if have is None or (win.provenance["confirmed"], win.score) > (
-            have.provenance["confirmed"],
-            have.score,
-        ):
-            winners[setting] = win  # type: ignore[index]
-    if not winners:
+        found.append(SearchedStudy(name, setting, trials, best, win))  # type: ignore[arg-type]
+    return found
+
+
+def select_winners(
+    storage_url: str, names: Sequence[str] | None = None, warn: Callable[[str], None] = print
+) -> dict[Setting, Winner]:
+    """(dataset, model, optimizer) → the winner of the run_search.py studies in the storage."""
+    best: dict[Setting, SearchedStudy] = {}
+    for study in searched_studies(storage_url, names, warn):
+        have = best.get(study.setting)
+        if have is None or study.rank() > have.rank():
+            best[study.setting] = study
+    if not best:
         raise ExportError(f"no COMPLETE trial of a run_search.py study in {redact(storage_url)}")
-    return winners
+    return {setting: study.winner for setting, study in best.items()}
 
 
 def describe(key: str, win: Winner, old: dict[str, Any] | None) -> str:

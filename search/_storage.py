@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -53,6 +54,13 @@ WORKER_POOL = {"pool_size": 1, "max_overflow": 1}
 #: The system attribute that makes a trial's creation idempotent.
 CREATION_ID = "creation_id"
 SCHEMA_ATTEMPTS = 5
+#: The storage of run_search.py and export_best.py when no --storage is given.
+STORAGE_ENV_VAR = "SPHERICAL_BN_STORAGE"
+DEFAULT_STORAGE = "sqlite:///studies/studies.db"  # relative: in the working directory
+
+
+def default_storage() -> str:
+    return os.environ.get(STORAGE_ENV_VAR) or DEFAULT_STORAGE
 
 
 class StorageError(RuntimeError):
@@ -381,6 +389,10 @@ def open_storage(
     ``create=False`` (for readers such as the export) never creates a file, a table or a
     schema: a database without Optuna's tables is refused.
     """
+    database = sqlite_database(url)
+    if database is not None and database.name != ":memory:" and not database.is_absolute():
+        # The same file whatever the working directory later is (and one cache entry for it).
+        url = parse_url(url).set(database=str(database.absolute())).render_as_string(False)
     key = (url, role, create)
     with _OPEN_LOCK:
         storage = _OPEN.get(key)

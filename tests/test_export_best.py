@@ -125,7 +125,7 @@ def test_unknown_or_empty_study_is_one_line_and_leaves_the_file(
 ):
     url, _ = storage_with_studies
     text = output.read_text()
-    assert export_best.main(["--storage", url, "--output", str(output), *args]) == 1
+    assert export_best.main(["--storage", url, "--output", str(output), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert output.read_text() == text
@@ -141,7 +141,7 @@ def test_unknown_or_empty_study_is_one_line_and_leaves_the_file(
 )
 def test_unreachable_storage_is_one_line_without_password(output, capsys, url, message):
     text = output.read_text()
-    assert export_best.main(["--storage", url, "--output", str(output)]) == 1
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 2
     err = capsys.readouterr().err
     assert message in err and "s3cret" not in err and err.count("\n") == 1
     assert output.read_text() == text
@@ -207,7 +207,7 @@ def test_a_malformed_study_is_skipped_with_one_warning(storage_with_studies, out
 def test_a_broken_target_file_is_one_line_and_untouched(storage_with_studies, output, capsys):
     url, _ = storage_with_studies
     output.write_text("BEST_HYPER_PARAMETERS = {\n")
-    assert export_best.main(["--storage", url, "--output", str(output)]) == 1
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 2
     err = capsys.readouterr().err
     assert "could not load" in err and err.count("\n") == 1
     assert output.read_text() == "BEST_HYPER_PARAMETERS = {\n"
@@ -220,7 +220,7 @@ def test_a_database_without_optuna_is_never_given_a_schema(tmp_path, output, cap
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE notes (x TEXT)")
     before = db.read_bytes()
-    assert export_best.main(["--storage", f"sqlite:///{db}", "--output", str(output)]) == 1
+    assert export_best.main(["--storage", f"sqlite:///{db}", "--output", str(output)]) == 2
     assert "holds no Optuna studies" in capsys.readouterr().err
     assert db.read_bytes() == before
 
@@ -247,3 +247,63 @@ def test_study_names_with_terminal_escapes_are_printed_escaped(tmp_path, output,
     assert export_best.main(["--storage", url, "--output", str(output), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "evil\\x1b[2J" in out
+
+
+@pytest.mark.parametrize(
+    "attrs", [{"confirms": 0}, {"confirms": [0], "seed": 1}, {"confirms": 0, "seed": "one"}]
+)
+def test_malformed_confirmation_attributes_skip_the_study_with_one_warning(
+    storage_with_studies, output, capsys, attrs
+):
+    url, spec = storage_with_studies
+    study = optuna.load_study(study_name=spec.study_name("adamsrt"), storage=url)
+    trial = _trial(TrialState.COMPLETE, 0.5, 4e-3)
+    trial.user_attrs.update(attrs)
+    study.add_trial(trial)
+    assert export_best.main(["--storage", url, "--output", str(output)]) == 2  # nothing left
+    out, err = capsys.readouterr()
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "confirms and seed must be integers" in warnings[0], out
+    assert "no COMPLETE trial" in err and "Traceback" not in out + err
+
+
+def _row(markdown: str, optimizer: str) -> list[str]:
+    line = next(line for line in markdown.splitlines() if line.startswith(f"| {optimizer} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_report_compares_the_optimizers_with_numbers_from_the_database(
+    storage_with_studies, output, tmp_path
+):
+    url, spec = storage_with_studies
+    # adamsrt: trial 1 (0.95) confirms at 0.80 and 0.82; trial 0 (0.90) at 0.88 and 0.91.
+    adamsrt = optuna.load_study(study_name=spec.study_name("adamsrt"), storage=url)
+    for value, source, seed in ((0.80, 1, 1), (0.82, 1, 2), (0.88, 0, 1), (0.91, 0, 2)):
+        adamsrt.add_trial(_confirmation(value, source, seed))
+    sgd = optuna.load_study(study_name=spec.study_name("sgd"), storage=url)
+    sgd.add_trial(_trial(TrialState.COMPLETE, 0.70, 3e-2, {1: 0.6, 2: 0.7}))
+    sgd.add_trial(_trial(TrialState.PRUNED, None, 1e-1, {1: 0.1}))
+    report = tmp_path / "report"
+    assert (
+        export_best.main(["--storage", url, "--output", str(output), "--report", str(report)]) == 0
+    )
+    assert sorted(p.name for p in report.iterdir()) == [
+        "digits-resnet20.md",
+        "digits-resnet20.png",
+    ]
+    assert (report / "digits-resnet20.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (report / "digits-resnet20.md").read_text()
+    # Recomputed here from the values written above: trial 0 wins on its confirmed mean.
+    mean = (0.88 + 0.91) / 2
+    std = ((0.88 - mean) ** 2 + (0.91 - mean) ** 2) ** 0.5 / 2**0.5
+    assert _row(text, "adamsrt")[:5] == [
+        "adamsrt", f"{100 * mean:.2f}% ± {100 * std:.2f}", "1, 2", "90.00% (#0)", "2 / 1 / 1"
+    ]  # fmt: skip
+    assert _row(text, "sgd")[:5] == [
+        "sgd",
+        "70.00% (unconfirmed)",
+        "–",
+        "70.00% (#0)",
+        "1 / 1 / 0",
+    ]
+    assert text.index("| adamsrt |") < text.index("| sgd |")  # confirmed first

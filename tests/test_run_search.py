@@ -11,14 +11,15 @@ import pytest
 import export_best
 import run_search
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
-    """The default storages under tmp_path, so no test writes into studies/."""
-    default = f"sqlite:///{tmp_path / 'studies.db'}"
-    monkeypatch.setattr(run_search, "DEFAULT_STORAGE", default)
-    monkeypatch.setattr(run_search, "SMOKE_STORAGE", f"sqlite:///{tmp_path / 'smoke.db'}")
-    monkeypatch.setattr(export_best, "DEFAULT_STORAGE", default)
+    """A working directory of its own: the default storage, checkpoints and studies/ are
+    relative to it, so no test writes into the checkout."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPHERICAL_BN_STORAGE", raising=False)
     return tmp_path
 
 
@@ -34,11 +35,28 @@ def isolated(tmp_path, monkeypatch):
         (["--confirm-top", "2", "--confirm-seeds", "0"], "confirm must be top and seeds both"),
         (["--study", "nowhere"], "no such study spec (shipped: "),
         (["--study", "."], "must be a TOML file, but got a directory"),
-        (["--heartbeat", "0"], "--heartbeat must be a positive integer"),
+        (["--heartbeat", "0"], "--heartbeat must be a positive number of seconds"),
+        (["--confirm-seeds", "2147483647"], "confirm.seeds must be at most 1000, but got"),
+        (["--n-trials", "100001"], "n_trials must be at most 100000"),
+        (["--seed", "-1"], "seed must be an integer from 0 to 2147483647, but got -1"),
+        (["--batch-size", "0"], "batch_size must be a positive integer, but got 0"),
+        (["--pruner", "asha"], "pruner.kind must be one of"),
+        (["--optimizers", "sgd", "lamb"], "optimizers must be names from"),
+        (["--sampler", "grid"], "sampler must be 'grid' exactly when the space is a grid"),
+        (["--model", "no_such_module:net"], "no_such_module"),
+        (["--set", "pruner.min_resource"], "--set must be KEY=VALUE"),
+        (["--set", "space.lr={low=1}"], "space.lr must be a table with both low and high"),
+        (["--set", "space.lr={low="], "must be a TOML value"),
+        (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(isolated, capsys, args, message):
-    assert run_search.main([*args, "--no-ray"]) == 2
+    try:
+        code = run_search.main([*args, "--no-ray"])
+    except SystemExit as exc:  # argparse's own usage errors leave from parse_args
+        code = exc.code
+    assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert list(isolated.iterdir()) == []
@@ -65,11 +83,39 @@ def test_resources_no_node_can_give_are_one_line(isolated, capsys):
 
 def test_a_smoke_test_never_feeds_the_default_export(isolated, capsys, write_smoke_spec):
     assert run_search.main(["--smoke-test", "--no-ray", "--study", str(write_smoke_spec)]) == 0
-    assert (isolated / "smoke.db").is_file() and not (isolated / "studies.db").exists()
+    assert (isolated / "studies" / "smoke.db").is_file()
+    assert not (isolated / "studies" / "studies.db").exists()
     output = isolated / "best.py"
-    output.write_text((Path(run_search.ROOT) / "best_hyper_parameters.py").read_text())
-    assert export_best.main(["--output", str(output)]) == 1
+    output.write_text((ROOT / "best_hyper_parameters.py").read_text())
+    assert export_best.main(["--output", str(output)]) == 2
     assert "no such SQLite file" in capsys.readouterr().err
+
+
+def test_every_flag_reaches_the_studies(isolated, write_smoke_spec):
+    from search import load_spec, open_storage
+
+    args = ["--smoke-test", "--no-ray", "--study", str(write_smoke_spec), "--optimizers", "adam",
+            "--seed", "3", "--batch-size", "32", "--pruner", "none", "--sampler", "random",
+            "--set", "space.lr={low=1e-3, high=2e-3, log=true}", "--no-augment"]  # fmt: skip
+    assert run_search.main(args) == 0
+    spec = load_spec(write_smoke_spec)
+    studies = open_storage("sqlite:///studies/smoke.db").get_all_studies()
+    assert [s.study_name for s in studies] == ["s-smoke-digits-resnet20-adam-custom"]
+    attrs = studies[0].user_attrs
+    assert attrs["budget"] == {
+        "epochs": 2,
+        "batch_size": 32,
+        "train_subset": 256,
+        "augment": False,
+    }
+    assert attrs["search_space"]["lr"] == {"low": 1e-3, "high": 2e-3, "log": True}
+    assert spec.seed == 0  # the file is unchanged
+    import optuna
+
+    trials = optuna.load_study(study_name=studies[0].study_name,
+                               storage="sqlite:///studies/smoke.db").get_trials()  # fmt: skip
+    assert len(trials) == 2 and all(t.user_attrs["seed"] == 3 for t in trials)
+    assert all(1e-3 <= t.user_attrs["hparams"]["lr"] <= 2e-3 for t in trials)
 
 
 @pytest.fixture
