@@ -94,11 +94,6 @@ class Winner:
     hparams: dict[str, Any]
     provenance: dict[str, Any]
 
-    @property
-    def score(self) -> float:
-        p = self.provenance
-        return p["mean"] if p["confirmed"] else p["value"]
-
 
 def shown(name: str) -> str:
     """``name`` safe for a terminal: control characters (escape codes) spelled out."""
