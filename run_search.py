@@ -14,6 +14,8 @@ ones and the search space included (``--set 'space.lr={low=1e-4, high=1e-1, log=
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tomllib
 from collections.abc import Sequence
 from importlib import resources
@@ -177,6 +179,8 @@ def _merge(into: dict[str, Any], table: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # as `python -m` would: import paths of the user's modules
     # Imported here so that --help answers at once.
     from data import DatasetNotFoundError, SettingError
     from search import (
