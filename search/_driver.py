@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
+import functools
 import importlib.util
 import os
 import signal
@@ -545,21 +546,43 @@ def run(
     again, and :class:`SearchStopped` when a checkpoint cannot be written.
     """
     quiet_optuna()
-    root = (
-        Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(storage_url)
-    )
+    root = Path(checkpoint_dir or default_checkpoint_dir(storage_url))
     check_checkpoint_dir(root, spec)
-    # Ray starts (in this thread: it must) while the studies are made and the data is checked.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        prepared = pool.submit(_prepare, spec, storage_url, outage_s, data_dir)
+    res = spec.resources
+    # Ray starts, and its runners warm up, while the studies are made and the data is checked
+    # (Ray in this thread: it must).
+    pool_: Any = None
+    with concurrent.futures.ThreadPoolExecutor(1) as threads:
+        prepared = threads.submit(_prepare, spec, storage_url, outage_s, data_dir)
         owned = False
         try:
             if executor == "ray":
                 owned = start_ray(ray_address, root / "ray.log", _shipped_modules(spec))
+                warm_up = functools.partial(
+                    inspect_setting,
+                    spec.dataset,
+                    spec.model,
+                    data_dir=data_dir,
+                    augment=spec.augment,
+                )
+                pool_ = RayRunners(
+                    ray_address,
+                    res.cpus_per_trial,
+                    res.gpus_per_trial,
+                    trial_fn,
+                    say,
+                    owned=owned,
+                    workers=res.workers,
+                    warm_up=warm_up,
+                )
+            else:
+                pool_ = InProcess(trial_fn)
             storage, setting = prepared.result()
         except BaseException:
             concurrent.futures.wait([prepared])
-            if owned:
+            if pool_ is not None:
+                pool_.close()
+            elif owned:
                 import ray
 
                 ray.shutdown()
@@ -573,26 +596,12 @@ def run(
     notice = setting.notice_for(spec.optimizers)
     if notice:
         say(notice)
-    pool_: Any = None
-    try:
-        if not _left(spec, storage):
-            say("every study already has its trial count: nothing to run")
-            rows = progress(spec, storage)
-            say(format_summary(rows))
-            return rows
-        res = spec.resources
-        pool_ = (
-            InProcess(trial_fn)
-            if executor == "local"
-            else RayRunners(
-                ray_address, res.cpus_per_trial, res.gpus_per_trial, trial_fn, say, owned=owned
-            )
-        )
-    finally:
-        if pool_ is None and owned:
-            import ray
-
-            ray.shutdown()
+    if not _left(spec, storage):
+        pool_.close()
+        say("every study already has its trial count: nothing to run")
+        rows = progress(spec, storage)
+        say(format_summary(rows))
+        return rows
     search = _Search(
         spec,
         storage,

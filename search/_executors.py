@@ -12,6 +12,7 @@ dies takes its trial with it: ``wait`` reports it ``lost`` and the driver decide
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -154,6 +155,8 @@ class RayRunners:
         say: Callable[[str], None],
         *,
         owned: bool,
+        workers: int,
+        warm_up: Callable[[], object] | None = None,
     ) -> None:
         import ray
 
@@ -181,13 +184,18 @@ class RayRunners:
             )
         self.device = "cuda" if gpus > 0 else "cpu"
         self.runner_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(Runner)
-        self.trial_fn = trial_fn
+        self.trial_fn, self.warm_up = trial_fn, warm_up
+        # Started now, they import and load the data while the driver makes its studies.
+        self.idle = [self._runner() for _ in range(workers)]
+
+    def _runner(self) -> Any:
+        return self.runner_class.remote(self.trial_fn, self.warm_up)
 
     def slots(self, workers: int) -> int:
         return workers
 
     def submit(self, job: TrialJob) -> Any:
-        runner = self.idle.pop() if self.idle else self.runner_class.remote(self.trial_fn)
+        runner = self.idle.pop() if self.idle else self._runner()
         ref = runner.run.remote(job)
         self.busy[ref] = runner
         return ref
@@ -237,10 +245,14 @@ class RayRunners:
 
 
 class Runner:
-    """A Ray actor that runs trials one after another in one warm process."""
+    """A Ray actor that runs trials one after another in one warm process; ``warm_up`` (the
+    setting's check: imports, dataset into the process's cache, a model) runs first."""
 
-    def __init__(self, trial_fn: TrialFn) -> None:
+    def __init__(self, trial_fn: TrialFn, warm_up: Callable[[], object] | None) -> None:
         self.trial_fn = trial_fn
+        if warm_up is not None:
+            with contextlib.suppress(Exception):  # the driver checked it: a trial says what fails
+                warm_up()
 
     def run(self, job: TrialJob) -> TrialOutcome:
         return self.trial_fn(job)
