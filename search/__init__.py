@@ -6,7 +6,8 @@ for one trial), ``_executors`` (where trials run), ``_storage`` and ``_locks`` (
 ``_export`` and ``_report`` (what a search yields).
 """
 
-from ._driver import CheckpointDirError, Interrupted, SearchStopped, progress, run
+from ._checkpoints import CheckpointDirError
+from ._driver import Interrupted, SearchStopped, progress, run
 from ._executors import ClusterError
 from ._export import (
     Candidate,

@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import errno
 import functools
-import importlib.util
-import os
 import signal
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +26,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training import SettingInfo, inspect_setting
 
-from ._executors import InProcess, RayRunners, TrialFn, start_ray
+from ._checkpoints import check_checkpoint_dir, default_checkpoint_dir, remove_checkpoint
+from ._executors import InProcess, RayRunners, TrialFn, shipped_modules, start_ray
 from ._inflight import Flight, Heartbeat, InFlight
 from ._locks import study_lock
 from ._progress import StudyProgress, format_progress, format_summary, progress_row
 from ._sampling import make_pruner, make_sampler
+from ._signals import signals_to_flag
 from ._space import space_name, suggest
 from ._spec import StudySpec
 from ._storage import (
@@ -43,7 +40,6 @@ from ._storage import (
     ResilientStorage,
     open_storage,
     redact,
-    sqlite_database,
 )
 from ._studies import (
     confirmations_due,
@@ -55,7 +51,7 @@ from ._studies import (
     launchable,
     lineage_root,
 )
-from ._trial import TrialJob, TrialOutcome, quiet_optuna, remove_checkpoint, run_trial
+from ._trial import TrialJob, TrialOutcome, quiet_optuna, run_trial
 
 #: Times a trial whose runner died runs again in the same driver (from its last checkpoint)
 #: before it fails with the reason.
@@ -73,54 +69,6 @@ class Interrupted(Exception):
 class SearchStopped(RuntimeError):
     """The search cannot go on (a checkpoint that cannot be written); one line. The trials in
     flight were queued again: the same command continues once the cause is fixed."""
-
-
-class CheckpointDirError(ValueError):
-    """The checkpoint directory cannot be used; one line, found before anything is written."""
-
-
-def default_checkpoint_dir(storage_url: str) -> Path:
-    """Beside a SQLite file (``studies/studies.db`` → ``studies/studies-checkpoints``), so each
-    storage keeps its own; ``studies/checkpoints`` in the working directory for a server."""
-    database = sqlite_database(storage_url)
-    if database is not None:
-        return database.with_name(f"{database.stem}-checkpoints")
-    return Path("studies") / "checkpoints"
-
-
-def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
-    """Create, write and remove a file as deep as the longest trial checkpoint will be, so an
-    unusable directory (read-only, full, a file, a path too long) is one line up front. Nothing
-    it made stays."""
-    made: list[Path] = []
-    longest = max((spec.study_name(opt) for opt in spec.optimizers), key=len)
-    deepest = root.absolute() / longest / f"trial-{10**9}"
-    try:
-        for directory in [*reversed(deepest.parents), deepest]:
-            if directory.is_dir():
-                continue
-            if directory.exists():
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
-            directory.mkdir()
-            made.append(directory)
-        probe = deepest / f".checkpoint.pt.{os.getpid()}.tmp"
-        with probe.open("wb") as f:
-            f.write(b"\0" * 4096)
-            f.flush()
-            os.fsync(f.fileno())
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.ENAMETOOLONG:
-            reason += " (a shorter --checkpoint-dir or spec name)"
-        raise CheckpointDirError(
-            f"checkpoint directory {root} cannot be used: {reason} "
-            f"({exc.filename or root}); give --checkpoint-dir a writable directory"
-        ) from None
-    finally:
-        for directory in reversed(made):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
 
 
 class _Search:
@@ -425,71 +373,6 @@ class _Search:
         self.executor.close()
 
 
-@contextlib.contextmanager
-def _signals_to_flag(executor: Any) -> Iterator[list[int]]:
-    """Ctrl-C and SIGTERM set a flag the loop checks; an in-process trial is interrupted."""
-    caught: list[int] = []
-
-    def handler(signum: int, frame: object) -> None:
-        caught.append(signum)
-        if getattr(executor, "training", False):
-            raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield caught
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, _after_stop(h) if caught else h)
-
-
-# After a stop, a Ctrl-C pressed again within this many seconds belongs to the same stop.
-STOP_GRACE_S = 10.0
-
-
-def _after_stop(previous: Any) -> Callable[[int, object], None]:
-    """A handler that ignores the signal for STOP_GRACE_S after a stop, then hands it to
-    ``previous``. Restored at once, the default handler turned a second Ctrl-C, pressed while
-    the first was reported, into a KeyboardInterrupt raised in whatever ran then (a progress
-    bar's ``__del__`` at exit: a traceback on the terminal)."""
-    stopped = time.monotonic()
-
-    def handler(signum: int, frame: object) -> None:
-        if time.monotonic() - stopped < STOP_GRACE_S:
-            return
-        original = previous if previous is not None else signal.SIG_DFL
-        signal.signal(signum, original)
-        if callable(original):
-            original(signum, frame)
-        elif original == signal.SIG_DFL:
-            os.kill(os.getpid(), signum)  # now with the default action
-
-    return handler
-
-
-def _shipped_modules(spec: StudySpec) -> list[str]:
-    """Where the user's ``module:function`` model and dataset live, when not installed: what a
-    Ray cluster must be sent (a package's directory, or a module's file)."""
-    shipped = []
-    for path in (spec.model, spec.dataset):
-        if ":" not in path:
-            continue
-        top = path.split(":", 1)[0].split(".", 1)[0]
-        found = importlib.util.find_spec(top)
-        origin = Path(found.origin) if found is not None and found.origin else None
-        if origin is None or any(str(origin).startswith(p) for p in _installed_prefixes()):
-            continue
-        shipped.append(str(origin.parent if origin.name == "__init__.py" else origin))
-    return sorted(set(shipped))
-
-
-def _installed_prefixes() -> list[str]:
-    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
-
-
 def _prepare(
     spec: StudySpec, storage_url: str, outage_s: float, data_dir: str | None
 ) -> tuple[ResilientStorage, SettingInfo]:
@@ -557,7 +440,7 @@ def run(
         owned = False
         try:
             if executor == "ray":
-                owned = start_ray(ray_address, root / "ray.log", _shipped_modules(spec))
+                owned = start_ray(ray_address, root / "ray.log", shipped_modules(spec))
                 warm_up = functools.partial(
                     inspect_setting,
                     spec.dataset,
@@ -616,7 +499,7 @@ def run(
         heartbeat_s=heartbeat_interval,
         grace_s=grace_period or 3 * heartbeat_interval,
     )
-    with _signals_to_flag(pool_) as caught:
+    with signals_to_flag(pool_) as caught:
         try:
             try:
                 search.loop(caught)

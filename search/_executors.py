@@ -13,14 +13,17 @@ dies takes its trial with it: ``wait`` reports it ``lost`` and the driver decide
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._spec import StudySpec
 from ._storage import StorageError
 from ._trial import TrialJob, TrialOutcome
 
@@ -141,6 +144,26 @@ def _log_ray_to(path: Path) -> None:
             ray_logger.warning("(%s) %s", data.get("pid", "ray"), line)
 
     ray_worker.print_to_stdstream = to_log
+
+
+def shipped_modules(spec: StudySpec) -> list[str]:
+    """Where the user's ``module:function`` model and dataset live, when not installed: what a
+    Ray cluster must be sent (a package's directory, or a module's file)."""
+    shipped = []
+    for path in (spec.model, spec.dataset):
+        if ":" not in path:
+            continue
+        top = path.split(":", 1)[0].split(".", 1)[0]
+        found = importlib.util.find_spec(top)
+        origin = Path(found.origin) if found is not None and found.origin else None
+        if origin is None or any(str(origin).startswith(p) for p in _installed_prefixes()):
+            continue
+        shipped.append(str(origin.parent if origin.name == "__init__.py" else origin))
+    return sorted(set(shipped))
+
+
+def _installed_prefixes() -> list[str]:
+    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
 
 
 class RayRunners:

@@ -16,10 +16,8 @@ loaded, and the datasets the trainer read.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import shutil
 import socket
 import sys
 import time
@@ -89,13 +87,6 @@ def node_name() -> str:
     if ray is not None and ray.is_initialized():
         return ray.get_runtime_context().get_node_id()
     return socket.gethostname()
-
-
-def remove_checkpoint(checkpoint_dir: str | Path) -> None:
-    """Remove a trial's checkpoints, and its study's directory once it is empty."""
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        Path(checkpoint_dir).parent.rmdir()
 
 
 _STUDIES: dict[tuple[str, str, bool], optuna.Study] = {}

@@ -10,7 +10,7 @@ import signal
 import pytest
 from optuna.trial import TrialState
 
-from search import _driver, counted_trials, load_spec, run
+from search import _signals, counted_trials, load_spec, run
 
 from .conftest import run_driver, trials_of, uninterrupted
 from .faults import trial_with_faults, write_plan
@@ -118,14 +118,14 @@ def test_a_ctrl_c_after_a_stop_waits_out_the_grace_then_is_the_callers_again(mon
     # whatever runs then); past the grace the caller's own handler has it again.
     before = signal.getsignal(signal.SIGINT)
     try:
-        signal.signal(signal.SIGINT, _driver._after_stop(signal.default_int_handler))
+        signal.signal(signal.SIGINT, _signals._after_stop(signal.default_int_handler))
         try:
             signal.raise_signal(signal.SIGINT)  # its handler has run when this returns
         except KeyboardInterrupt:
             pytest.fail("a Ctrl-C within the grace raised KeyboardInterrupt")
         assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        monkeypatch.setattr(_driver, "STOP_GRACE_S", 0.0)
-        signal.signal(signal.SIGINT, _driver._after_stop(signal.default_int_handler))
+        monkeypatch.setattr(_signals, "STOP_GRACE_S", 0.0)
+        signal.signal(signal.SIGINT, _signals._after_stop(signal.default_int_handler))
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -1,0 +1,68 @@
+"""Where trials keep their checkpoints: the default directory, the check that it can be used
+(before anything is written), and the removal of a finished trial's checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from ._spec import StudySpec
+from ._storage import sqlite_database
+
+
+class CheckpointDirError(ValueError):
+    """The checkpoint directory cannot be used; one line, found before anything is written."""
+
+
+def default_checkpoint_dir(storage_url: str) -> Path:
+    """Beside a SQLite file (``studies/studies.db`` → ``studies/studies-checkpoints``), so each
+    storage keeps its own; ``studies/checkpoints`` in the working directory for a server."""
+    database = sqlite_database(storage_url)
+    if database is not None:
+        return database.with_name(f"{database.stem}-checkpoints")
+    return Path("studies") / "checkpoints"
+
+
+def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
+    """Create, write and remove a file as deep as the longest trial checkpoint will be, so an
+    unusable directory (read-only, full, a file, a path too long) is one line up front. Nothing
+    it made stays."""
+    made: list[Path] = []
+    longest = max((spec.study_name(opt) for opt in spec.optimizers), key=len)
+    deepest = root.absolute() / longest / f"trial-{10**9}"
+    try:
+        for directory in [*reversed(deepest.parents), deepest]:
+            if directory.is_dir():
+                continue
+            if directory.exists():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
+            directory.mkdir()
+            made.append(directory)
+        probe = deepest / f".checkpoint.pt.{os.getpid()}.tmp"
+        with probe.open("wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENAMETOOLONG:
+            reason += " (a shorter --checkpoint-dir or spec name)"
+        raise CheckpointDirError(
+            f"checkpoint directory {root} cannot be used: {reason} "
+            f"({exc.filename or root}); give --checkpoint-dir a writable directory"
+        ) from None
+    finally:
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+
+def remove_checkpoint(checkpoint_dir: str | Path) -> None:
+    """Remove a trial's checkpoints, and its study's directory once it is empty."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        Path(checkpoint_dir).parent.rmdir()
