@@ -383,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "tune": lambda tmp: run_tune(spec, args.optimizer, tmp),
     }
     ratios: dict[str, list[float]] = {e: [] for e in args.engines if e != "optuna"}
+    per_epoch: dict[str, list[float]] = {e: [] for e in args.engines if e != "optuna"}
     for repeat in range(args.repeats):
         shift = repeat % len(args.engines)
         order = args.engines[shift:] + args.engines[:shift]
@@ -393,15 +394,18 @@ def main(argv: list[str] | None = None) -> int:
         rows.sort(key=lambda r: ENGINES.index(r.engine))
         print(f"\nrun {repeat + 1}/{args.repeats} (order: {', '.join(order)})")
         print(table(rows, spec.resources.workers))
-        base = next((r.wall_s for r in rows if r.engine == "optuna"), None)
+        base = next((r for r in rows if r.engine == "optuna"), None)
+        workers = spec.resources.workers
         for r in rows:
             if base and r.engine in ratios:
-                ratios[r.engine].append(r.wall_s / base)
+                ratios[r.engine].append(r.wall_s / base.wall_s)
+                per_epoch[r.engine].append(r.per_epoch_s(workers) / base.per_epoch_s(workers))
     if args.repeats > 1 and "optuna" in args.engines:
-        print("\nwall time ÷ plain Optuna's over the runs: " + "; ".join(
-            f"{e} median {statistics.median(v):.2f}x (min {min(v):.2f}, max {max(v):.2f})"
-            for e, v in ratios.items()
-        ))  # fmt: skip
+        for what, values in (("wall time", ratios), ("seconds per epoch trained", per_epoch)):
+            print(f"\n{what} ÷ plain Optuna's over the runs: " + "; ".join(
+                f"{e} median {statistics.median(v):.2f}x (min {min(v):.2f}, max {max(v):.2f})"
+                for e, v in values.items()
+            ))  # fmt: skip
     return 0
 
 

@@ -38,6 +38,7 @@ from ._spec import StudySpec
 from ._storage import (
     OUTAGE_S,
     ResilientStorage,
+    absolute_url,
     open_storage,
     redact,
 )
@@ -238,7 +239,7 @@ class _Search:
         job = TrialJob(
             spec=self.spec,
             optimizer=opt,
-            storage_url=self.storage_url,
+            storage_url=absolute_url(self.storage_url),
             study_name=study.study_name,
             number=trial.number,
             hparams=hparams,

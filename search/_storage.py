@@ -103,22 +103,32 @@ def redact_text(text: str, url: str) -> str:
 
 
 def is_outage(exc: BaseException) -> bool:
-    """A lost or refused connection, not bad data (Optuna wraps both in StorageInternalError).
+    """A lost or refused connection, not bad data, anywhere in ``exc``'s chain (Optuna wraps
+    both in StorageInternalError; a session used again after its connection died raises
+    PendingRollbackError from the original error).
 
     On SQLite only a busy database is one: its other operational errors (read-only, unable to
     open) stay.
     """
-    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
-    if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
-        return True
-    if isinstance(getattr(cause, "orig", None), sqlite3.Error):
-        return "locked" in str(cause.orig) or "busy" in str(cause.orig)
-    return isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(getattr(seen, "orig", None), sqlite3.Error):
+            return "locked" in str(seen.orig) or "busy" in str(seen.orig)
+        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def reason(exc: BaseException, url: str) -> str:
     """The first line of what the database driver said, without secrets."""
     cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+    if isinstance(cause, sqlalchemy.exc.PendingRollbackError):
+        cause = cause.__context__ or cause  # the error that broke the connection
     cause = getattr(cause, "orig", None) or cause
     text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     return redact_text(text, url)
@@ -369,6 +379,15 @@ def parse_url(url: str) -> sqlalchemy.URL:
     return parsed
 
 
+def absolute_url(url: str) -> str:
+    """``url`` with a relative SQLite path made absolute (the working directory's now), so
+    every process that opens it, wherever it runs, opens the same file."""
+    database = sqlite_database(url)
+    if database is None or database.name == ":memory:" or database.is_absolute():
+        return url
+    return parse_url(url).set(database=str(database.absolute())).render_as_string(False)
+
+
 def sqlite_database(url: str) -> Path | None:
     """The file of a SQLite URL, else None."""
     parsed = parse_url(url)
@@ -389,10 +408,7 @@ def open_storage(
     ``create=False`` (for readers such as the export) never creates a file, a table or a
     schema: a database without Optuna's tables is refused.
     """
-    database = sqlite_database(url)
-    if database is not None and database.name != ":memory:" and not database.is_absolute():
-        # The same file whatever the working directory later is (and one cache entry for it).
-        url = parse_url(url).set(database=str(database.absolute())).render_as_string(False)
+    url = absolute_url(url)  # one entry per file, whatever the working directory later is
     key = (url, role, create)
     with _OPEN_LOCK:
         storage = _OPEN.get(key)
@@ -442,15 +458,19 @@ def _open(url: str, *, role: str, create: bool, outage_s: float) -> ResilientSto
                 engine_kwargs=engine_kwargs,
                 skip_table_creation=not create,
             )
-        except (sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.IntegrityError) as exc:
+        except sqlalchemy.exc.SQLAlchemyError as exc:
             # Drivers that create the schema at once collide ("already exists", a duplicate
             # type); a retry finds it made.
-            if not create or attempt == SCHEMA_ATTEMPTS - 1:
+            collided = isinstance(
+                exc, sqlalchemy.exc.ProgrammingError | sqlalchemy.exc.IntegrityError
+            )
+            collided |= "already exists" in str(exc)
+            if not create or not collided or attempt == SCHEMA_ATTEMPTS - 1:
                 raise _fail(url, exc) from None
             time.sleep(0.5)
         except StorageError:
             raise
-        except (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error, ImportError, OSError) as exc:
+        except (sqlite3.Error, ImportError, OSError) as exc:
             raise _fail(url, exc) from None
     raise AssertionError("unreachable")
 

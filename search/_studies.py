@@ -127,7 +127,11 @@ def enqueue_grid(spec: StudySpec, opt: str, storage: ResilientStorage, study: op
     if not points:
         return 0
     with study_lock(storage, study._study_id):
-        have = {_key(t.params) for t in study.get_trials(deepcopy=False)}
+        # A queued point keeps its parameters in "fixed_params" until a driver asks for it.
+        have = {
+            _key(t.params or t.system_attrs.get("fixed_params", {}))
+            for t in study.get_trials(deepcopy=False)
+        }
         missing = [p for p in points if _key(p) not in have]
         for point in missing:
             study.enqueue_trial(point, skip_if_exists=False)

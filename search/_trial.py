@@ -76,8 +76,10 @@ class TrialOutcome:
 
 
 def quiet_optuna() -> None:
-    """Progress lines replace Optuna's per-trial log; heartbeats are experimental by design."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Progress lines replace Optuna's log (its warnings included: a dropped connection is
+    one line of the search's, not Optuna's traceback); heartbeats are experimental by
+    design."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 

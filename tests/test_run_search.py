@@ -62,7 +62,7 @@ def test_bad_input_is_one_line_and_writes_nothing(isolated, capsys, args, messag
     assert list(isolated.iterdir()) == []
 
 
-def test_an_unreachable_ray_cluster_is_one_line_within_seconds(isolated, capsys):
+def test_an_unreachable_ray_cluster_is_one_line_within_seconds(isolated, capsys, no_shared_ray):
     started = time.monotonic()
     assert run_search.main(["--smoke-test", "--ray-address", "127.0.0.1:1"]) == 2
     assert time.monotonic() - started < 60
@@ -72,7 +72,7 @@ def test_an_unreachable_ray_cluster_is_one_line_within_seconds(isolated, capsys)
 
 
 @pytest.mark.slow
-def test_resources_no_node_can_give_are_one_line(isolated, capsys):
+def test_resources_no_node_can_give_are_one_line(isolated, capsys, no_shared_ray):
     import os
 
     too_many = str(os.cpu_count() + 1)

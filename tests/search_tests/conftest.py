@@ -15,6 +15,8 @@ import pytest
 
 from search import StudySpec, load_spec
 
+from .faults import admin_connect
+
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -70,6 +72,14 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that use PostgreSQL run one after another on one worker of a parallel run:
+    one of them restarts the server, others count its connections or its outages."""
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
+
+
 @pytest.fixture
 def tiny_spec(write_spec: Callable[..., Path]) -> Callable[..., StudySpec]:
     return lambda **kw: load_spec(write_spec(**kw))
@@ -87,9 +97,7 @@ def pg_url() -> Iterator[str]:
 
     name = f"test_search_{uuid.uuid4().hex[:8]}"
     try:
-        admin = psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
-        )
+        admin = admin_connect()
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL must run on 127.0.0.1:5432 (.ci/run starts it): {exc}")
     with admin:
@@ -97,9 +105,7 @@ def pg_url() -> Iterator[str]:
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
-        with psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
-        ) as admin:
+        with admin_connect() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -142,9 +148,7 @@ def check_exact(storage_url: str, spec: StudySpec) -> dict[str, list[optuna.tria
 
 def pg_connections(database: str) -> int:
     """Connections open to ``database`` now (the server's own count)."""
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres") as admin:
+    with admin_connect() as admin:
         row = admin.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
         ).fetchone()

@@ -28,6 +28,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from search import TrialJob, TrialOutcome, run_trial
 
@@ -39,11 +40,17 @@ def write_plan(checkpoint_root: Path, **plan: object) -> None:
     (checkpoint_root / PLAN).write_text(json.dumps(plan))
 
 
-def _admin(sql: str) -> None:
+def admin_connect() -> Any:
+    """A connection to the local PostgreSQL server's ``postgres`` database, as its superuser."""
     import psycopg
 
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-                         autocommit=True) as conn:  # fmt: skip
+    return psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+    )
+
+
+def _admin(sql: str) -> None:
+    with admin_connect() as conn:
         conn.execute(sql)
 
 

@@ -25,7 +25,7 @@ def _sample_peak(database: str, stop: threading.Event, peak: list[int]) -> None:
 
 
 @pytest.mark.slow
-def test_connections_stay_bounded_over_300_trials(write_spec, pg_url, tmp_path):
+def test_connections_stay_bounded_over_300_trials(write_spec, pg_url, tmp_path, shared_ray):
     workers = 4
     spec = load_spec(write_spec(
         optimizers=("sgd",), n_trials=300, epochs=1, train_subset=32, workers=workers, cpus=0.5,
@@ -91,6 +91,7 @@ def test_a_foreign_ask_left_running_does_not_block_the_search(tiny_spec, sqlite_
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("postgresql")
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_three_drivers_at_once_are_exact(write_spec, sqlite_url, request, tmp_path, backend):
     url = sqlite_url if backend == "sqlite" else request.getfixturevalue("pg_url")

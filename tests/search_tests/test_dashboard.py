@@ -67,12 +67,18 @@ def _search(tmp: Path) -> tuple[str, StudySpec]:
     """Run a small, seeded search in-process: some trials complete, some are pruned (median
     pruner from epoch 2) and the enqueued diverging trial fails."""
     spec_path = tmp / "dash.toml"
-    spec_path.write_text(
-        TINY.format(
-            name="dash", optimizers=list(OPTIMIZERS), epochs=3, n_trials=5, train_subset=128,
-            pruner="median", workers=1, cpus=1,
-        ).replace("'", '"')
-    )  # fmt: skip
+    text = TINY.format(
+        name="dash",
+        optimizers=list(OPTIMIZERS),
+        epochs=3,
+        n_trials=5,
+        train_subset=128,
+        pruner="median",
+        workers=1,
+        cpus=1,
+        extra="",
+    )
+    spec_path.write_text(text.replace("'", '"'))
     spec = load_spec(spec_path)
     url = f"sqlite:///{tmp / 'search.db'}"
     create_studies(spec, open_storage(url))

@@ -102,7 +102,9 @@ def test_own_model_and_dataset_search_export_retrain(tmp_path):
     assert run_["hparams"] == exported and run_["status"] == "completed"
 
 
-def test_own_problem_on_a_two_node_cluster_gets_its_module_shipped(tmp_path, monkeypatch):
+def test_own_problem_on_a_two_node_cluster_gets_its_module_shipped(
+    tmp_path, monkeypatch, no_shared_ray
+):
     import ray
     from ray.cluster_utils import Cluster
 

@@ -27,7 +27,9 @@ def _check_consistent(spec, url):
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
-def test_trials_run_on_both_nodes_of_a_two_node_cluster(tiny_spec, sqlite_url, tmp_path):
+def test_trials_run_on_both_nodes_of_a_two_node_cluster(
+    tiny_spec, sqlite_url, tmp_path, no_shared_ray
+):
     import ray
     from ray.cluster_utils import Cluster
 
@@ -50,7 +52,7 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tiny_spec, sqlite_url, t
     _check_consistent(spec, sqlite_url)
 
 
-def test_postgresql_with_four_trials_at_once(tiny_spec, pg_url, tmp_path):
+def test_postgresql_with_four_trials_at_once(tiny_spec, pg_url, tmp_path, shared_ray):
     spec = tiny_spec(
         optimizers=("sgd", "adamsrt", "sgdmrt"), n_trials=4, epochs=1, train_subset=64,
         workers=4, cpus=0.5,
@@ -61,7 +63,9 @@ def test_postgresql_with_four_trials_at_once(tiny_spec, pg_url, tmp_path):
     _check_consistent(spec, pg_url)
 
 
-def test_the_paper_grid_with_three_workers_runs_every_point_once(tiny_spec, sqlite_url, tmp_path):
+def test_the_paper_grid_with_three_workers_runs_every_point_once(
+    tiny_spec, sqlite_url, tmp_path, shared_ray
+):
     spec = tiny_spec(optimizers=("adamsrt",), n_trials=16, epochs=1, train_subset=64, workers=3,
                      cpus=0.5).replace(space="paper-grid", sampler="grid")  # fmt: skip
     run(spec, storage_url=sqlite_url, heartbeat_interval=2, checkpoint_dir=tmp_path / "c",
@@ -73,7 +77,9 @@ def test_the_paper_grid_with_three_workers_runs_every_point_once(tiny_spec, sqli
     assert all(t.state == TrialState.COMPLETE for t in trials)
 
 
-def test_a_hung_trial_fails_with_its_reason_and_the_study_goes_on(tiny_spec, sqlite_url, tmp_path):
+def test_a_hung_trial_fails_with_its_reason_and_the_study_goes_on(
+    tiny_spec, sqlite_url, tmp_path, shared_ray
+):
     spec = tiny_spec(optimizers=("sgd",), n_trials=2, epochs=2, train_subset=64, workers=2)
     # Generous: on a slow shared machine a healthy trial's first epoch may take a while.
     spec = spec.replace(trial_timeout=45.0)

@@ -53,7 +53,7 @@ def _check_resumed(spec, url, checkpoints, *, requeued: bool, threads: int | Non
 
 
 @pytest.mark.slow
-def test_a_lost_ray_worker_resumes_its_trial(setup):
+def test_a_lost_ray_worker_resumes_its_trial(setup, shared_ray):
     _path, spec, url, checkpoints = setup
     write_plan(checkpoints, trial=0, epoch=AT, kind="kill")
     run(
