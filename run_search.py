@@ -41,8 +41,11 @@ def resolve_study(value: str) -> Path | Any:
 
 
 def shipped_specs() -> list[str]:
-    return sorted(p.name.removesuffix(".toml") for p in resources.files("studies").iterdir()
-                  if p.name.endswith(".toml"))  # fmt: skip
+    return sorted(
+        p.name.removesuffix(".toml")
+        for p in resources.files("studies").iterdir()
+        if p.name.endswith(".toml")
+    )
 
 
 # Flags that set a spec value: flag → the spec key (dotted for the spec's tables).
@@ -93,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("augment", "augment", "augment the training images (crop + flip)"),
         ("compile", "compile", "torch.compile the model and the optimizer step"),
     ):
-        spec.add_argument(f"--{flag}", dest=key, action=argparse.BooleanOptionalAction,
-                          help=help_)  # fmt: skip
+        spec.add_argument(f"--{flag}", dest=key, action=argparse.BooleanOptionalAction, help=help_)
     spec.add_argument(
         "--set",
         dest="sets",

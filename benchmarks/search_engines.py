@@ -402,10 +402,13 @@ def main(argv: list[str] | None = None) -> int:
                 per_epoch[r.engine].append(r.per_epoch_s(workers) / base.per_epoch_s(workers))
     if args.repeats > 1 and "optuna" in args.engines:
         for what, values in (("wall time", ratios), ("seconds per epoch trained", per_epoch)):
-            print(f"\n{what} ÷ plain Optuna's over the runs: " + "; ".join(
-                f"{e} median {statistics.median(v):.2f}x (min {min(v):.2f}, max {max(v):.2f})"
-                for e, v in values.items()
-            ))  # fmt: skip
+            print(
+                f"\n{what} ÷ plain Optuna's over the runs: "
+                + "; ".join(
+                    f"{e} median {statistics.median(v):.2f}x (min {min(v):.2f}, max {max(v):.2f})"
+                    for e, v in values.items()
+                )
+            )
     return 0
 
 

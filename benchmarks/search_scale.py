@@ -164,15 +164,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     args = parser.parse_args(argv)
     print(f"{args.trials} one-epoch trials, {args.workers} workers × {args.cpus:g} CPU")
-    print(f"{'backend':<11} {'trials':>6} {'wall s':>7} {'trials/min':>10} {'driver MB start→end':>20} "
-          f"{'peak conns':>10} {'commits/trial':>13}")  # fmt: skip
+    print(
+        f"{'backend':<11} {'trials':>6} {'wall s':>7} {'trials/min':>10} {'driver MB start→end':>20} "
+        f"{'peak conns':>10} {'commits/trial':>13}"
+    )
     for backend in args.backends:
         with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
             r = measure(backend, args, Path(tmp))
         peak = "-" if r["peak"] is None else str(r["peak"])
-        print(f"{r['backend']:<11} {r['trials']:>6} {r['wall']:7.1f} {r['per_min']:10.1f} "
-              f"{r['rss_start']:9.0f} → {r['rss_end']:<8.0f} {peak:>10} {r['commits']:13.1f}"
-              + ("" if r["complete"] == r["trials"] else f"  ({r['complete']} COMPLETE)"))  # fmt: skip
+        print(
+            f"{r['backend']:<11} {r['trials']:>6} {r['wall']:7.1f} {r['per_min']:10.1f} "
+            f"{r['rss_start']:9.0f} → {r['rss_end']:<8.0f} {peak:>10} {r['commits']:13.1f}"
+            + ("" if r["complete"] == r["trials"] else f"  ({r['complete']} COMPLETE)")
+        )
     return 0
 
 

@@ -106,8 +106,10 @@ def report(
     rows.append(("after a runner's last trial", sum(last.values())))
     unused = workers - len(by_pid)  # a slot no runner ever used
     rows.append(("never used", unused * wall))
-    lines = [f"{len(timed)} trials on {len(by_pid)} runner process(es), {workers} slots × "
-             f"{wall:.1f} s wall = {slot_s:.1f} slot-seconds"]  # fmt: skip
+    lines = [
+        f"{len(timed)} trials on {len(by_pid)} runner process(es), {workers} slots × "
+        f"{wall:.1f} s wall = {slot_s:.1f} slot-seconds"
+    ]
     lines.append(f"{'phase':<36} {'ms/trial':>9} {'% of slots':>10}")
     for phase, total in rows:
         lines.append(f"{phase:<36} {1000 * total / len(timed):9.1f} {100 * total / slot_s:9.1f}%")
@@ -132,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base = load_spec(args.spec)
     changes = {
-        "name": "overhead", "optimizers": [args.optimizer], "n_trials": args.trials,
+        "name": "overhead",
+        "optimizers": [args.optimizer],
+        "n_trials": args.trials,
         "resources": {"workers": args.workers, "gpus_per_trial": 0.0},
         "confirm": {"top": 0, "seeds": 0},
-    }  # fmt: skip
+    }
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     if args.train_subset is not None:
@@ -144,15 +148,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
         url = f"sqlite:///{tmp}/overhead.db"
         started, start = time.time(), time.perf_counter()
-        run(spec, storage_url=url, checkpoint_dir=Path(tmp) / "c", trial_fn=timed_trial,
-            say=lambda _: None)  # fmt: skip
+        run(
+            spec,
+            storage_url=url,
+            checkpoint_dir=Path(tmp) / "c",
+            trial_fn=timed_trial,
+            say=lambda _: None,
+        )
         wall = time.perf_counter() - start
         trials = optuna.load_study(
             study_name=spec.study_name(args.optimizer), storage=open_storage(url)
         ).get_trials()
-    print(f"{base.dataset}/{base.model}, {args.optimizer}, {args.trials} trials of up to "
-          f"{spec.epochs} epochs, {args.workers} workers × {spec.resources.cpus_per_trial:g} CPU, "
-          f"pruner {spec.pruner.kind}")  # fmt: skip
+    print(
+        f"{base.dataset}/{base.model}, {args.optimizer}, {args.trials} trials of up to "
+        f"{spec.epochs} epochs, {args.workers} workers × {spec.resources.cpus_per_trial:g} CPU, "
+        f"pruner {spec.pruner.kind}"
+    )
     print(report(trials, args.workers, wall, started))
     return 0
 

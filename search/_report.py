@@ -87,15 +87,32 @@ def figure(dataset: str, model: str, rows: Sequence[SearchedStudy]) -> bytes:
     for i, r in enumerate(rows):
         c = r.best
         err = statistics.pstdev(c.confirmations.values()) if c.confirmed else 0.0
-        bars.barh(i, 100 * c.score, xerr=100 * err, color=f"C{i}", capsize=4,
-                  hatch=None if c.confirmed else "//", alpha=1.0 if c.confirmed else 0.5)  # fmt: skip
+        bars.barh(
+            i,
+            100 * c.score,
+            xerr=100 * err,
+            color=f"C{i}",
+            capsize=4,
+            hatch=None if c.confirmed else "//",
+            alpha=1.0 if c.confirmed else 0.5,
+        )
         steps = sorted(c.trial.intermediate_values)
-        curves.plot(steps, [100 * c.trial.intermediate_values[s] for s in steps], color=f"C{i}",
-                    label=names[i])  # fmt: skip
+        curves.plot(
+            steps,
+            [100 * c.trial.intermediate_values[s] for s in steps],
+            color=f"C{i}",
+            label=names[i],
+        )
         for run in r.confirmation_runs(c.trial.number):
             steps = sorted(run.intermediate_values)
-            curves.plot(steps, [100 * run.intermediate_values[s] for s in steps], color=f"C{i}",
-                        linestyle="--", linewidth=0.8, alpha=0.7)  # fmt: skip
+            curves.plot(
+                steps,
+                [100 * run.intermediate_values[s] for s in steps],
+                color=f"C{i}",
+                linestyle="--",
+                linewidth=0.8,
+                alpha=0.7,
+            )
     lows = [100 * r.best.score for r in rows]
     bars.set_xlim(max(0.0, min(lows) - 5), min(100.0, max(lows) + 2))
     bars.set_yticks(range(len(rows)), names)

@@ -171,8 +171,10 @@ def _load_preset(name: str) -> dict[str, Any]:
 
 def _layers(raw: dict[str, Any], optimizer: str) -> list[tuple[str, dict[str, Any]]]:
     """The tables that make ``optimizer``'s space, weakest first, each with its key prefix."""
-    return [("space", {k: v for k, v in raw.items() if k in HPARAMS}),
-            (f"space.{optimizer}", raw.get(optimizer, {}))]  # fmt: skip
+    return [
+        ("space", {k: v for k, v in raw.items() if k in HPARAMS}),
+        (f"space.{optimizer}", raw.get(optimizer, {})),
+    ]
 
 
 def parse_space(raw: str | dict[str, Any], optimizers: tuple[str, ...]) -> dict[str, Space]:

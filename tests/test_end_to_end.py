@@ -61,10 +61,17 @@ def test_search_export_retrain(tmp_path):
 
     results = tmp_path / "retrain"
     _run(
-        "training_example.py", "--optimizer=adamsrt", "--model=resnet20", "--dataloader=digits",
-        "--epochs=1", "--train-subset=256", "--batch-size=64", "--no-progress",
-        f"--hyper-parameters={best}", f"--output={results}",
-    )  # fmt: skip
+        "training_example.py",
+        "--optimizer=adamsrt",
+        "--model=resnet20",
+        "--dataloader=digits",
+        "--epochs=1",
+        "--train-subset=256",
+        "--batch-size=64",
+        "--no-progress",
+        f"--hyper-parameters={best}",
+        f"--output={results}",
+    )
     metrics = json.loads((results / "metrics.json").read_text())
     used = metrics["runs"][0]["hparams"]
     assert {**used, "betas": tuple(used["betas"])} == exported

@@ -67,8 +67,11 @@ def test_exports_the_best_complete_trial_and_merges(storage_with_studies, output
     assert export_best.main(["--storage", url, "--output", str(output)]) == 0
     table, provenance = load_best_hyper_parameters(output)
     assert table["digits"]["resnet20"]["adamsrt"] == {
-        "lr": 2e-3, "betas": (0.9, 0.99), "weight_decay": 1e-4, "eps": 1e-8,
-    }  # fmt: skip
+        "lr": 2e-3,
+        "betas": (0.9, 0.99),
+        "weight_decay": 1e-4,
+        "eps": 1e-8,
+    }
     assert table["digits"]["resnet20"]["sgd"] == before["digits"]["resnet20"]["sgd"]  # empty study
     assert table["cifar10"] == before["cifar10"]
     record = provenance["digits/resnet20/adamsrt"]
@@ -189,8 +192,9 @@ def test_the_budget_is_the_winning_trials_own(storage_with_studies, output):
     "hparams",
     [{"lr": float("nan")}, {"lr": float("inf")}, {"lr": "0.1"}, {"betas": [0.9, None]}, []],
 )
-def test_a_malformed_study_is_skipped_with_one_warning(storage_with_studies, output, capsys,
-                                                       hparams):  # fmt: skip
+def test_a_malformed_study_is_skipped_with_one_warning(
+    storage_with_studies, output, capsys, hparams
+):
     url, spec = storage_with_studies
     study = optuna.load_study(study_name=spec.study_name("sgd"), storage=url)
     trial = _trial(TrialState.COMPLETE, 0.99, 1e-2)
@@ -297,8 +301,12 @@ def test_the_report_compares_the_optimizers_with_numbers_from_the_database(
     mean = (0.88 + 0.91) / 2
     std = ((0.88 - mean) ** 2 + (0.91 - mean) ** 2) ** 0.5 / 2**0.5
     assert _row(text, "adamsrt")[:5] == [
-        "adamsrt", f"{100 * mean:.2f}% ± {100 * std:.2f}", "1, 2", "90.00% (#0)", "2 / 1 / 1"
-    ]  # fmt: skip
+        "adamsrt",
+        f"{100 * mean:.2f}% ± {100 * std:.2f}",
+        "1, 2",
+        "90.00% (#0)",
+        "2 / 1 / 1",
+    ]
     assert _row(text, "sgd")[:5] == [
         "sgd",
         "70.00% (unconfirmed)",

@@ -37,10 +37,21 @@ def _source_copy(destination: Path) -> Path:
 def test_a_wheel_install_runs_the_smoke_search_and_the_export_from_anywhere(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheels), str(_source_copy(tmp_path / "src"))],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(_source_copy(tmp_path / "src")),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = wheels.glob("spherical_bn-*.whl")
     env_dir = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
@@ -54,18 +65,29 @@ def test_a_wheel_install_runs_the_smoke_search_and_the_export_from_anywhere(tmp_
     # .pth files of a directory added this way are not read.
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--prefix", str(env_dir),
-         str(wheel)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--prefix",
+            str(env_dir),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     installed = _files(site)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
     def run(*args: str) -> str:
-        proc = subprocess.run([python, *args], cwd=elsewhere, env=env, capture_output=True,
-                              text=True, timeout=600)  # fmt: skip
+        proc = subprocess.run(
+            [python, *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout
 
@@ -74,8 +96,13 @@ def test_a_wheel_install_runs_the_smoke_search_and_the_export_from_anywhere(tmp_
     out = run("-m", "run_search", "--smoke-test", "--no-ray")
     assert "optuna-dashboard sqlite:///studies/smoke.db" in out
     assert (elsewhere / "studies" / "smoke.db").is_file()
-    out = run(str(env_dir / "bin" / "spherical-export"), "--storage",
-              "sqlite:///studies/smoke.db", "--report", "report")  # fmt: skip
+    out = run(
+        str(env_dir / "bin" / "spherical-export"),
+        "--storage",
+        "sqlite:///studies/smoke.db",
+        "--report",
+        "report",
+    )
     assert "wrote best_hyper_parameters.py" in out
     assert (elsewhere / "report" / "digits-resnet20.md").is_file()
     changed = {p for p, t in _files(site).items() if installed.get(p) != t}

@@ -94,9 +94,25 @@ def test_a_smoke_test_never_feeds_the_default_export(isolated, capsys, write_smo
 def test_every_flag_reaches_the_studies(isolated, write_smoke_spec):
     from search import load_spec, open_storage
 
-    args = ["--smoke-test", "--no-ray", "--study", str(write_smoke_spec), "--optimizers", "adam",
-            "--seed", "3", "--batch-size", "32", "--pruner", "none", "--sampler", "random",
-            "--set", "space.lr={low=1e-3, high=2e-3, log=true}", "--no-augment"]  # fmt: skip
+    args = [
+        "--smoke-test",
+        "--no-ray",
+        "--study",
+        str(write_smoke_spec),
+        "--optimizers",
+        "adam",
+        "--seed",
+        "3",
+        "--batch-size",
+        "32",
+        "--pruner",
+        "none",
+        "--sampler",
+        "random",
+        "--set",
+        "space.lr={low=1e-3, high=2e-3, log=true}",
+        "--no-augment",
+    ]
     assert run_search.main(args) == 0
     spec = load_spec(write_smoke_spec)
     studies = open_storage("sqlite:///studies/smoke.db").get_all_studies()
@@ -112,8 +128,9 @@ def test_every_flag_reaches_the_studies(isolated, write_smoke_spec):
     assert spec.seed == 0  # the file is unchanged
     import optuna
 
-    trials = optuna.load_study(study_name=studies[0].study_name,
-                               storage="sqlite:///studies/smoke.db").get_trials()  # fmt: skip
+    trials = optuna.load_study(
+        study_name=studies[0].study_name, storage="sqlite:///studies/smoke.db"
+    ).get_trials()
     assert len(trials) == 2 and all(t.user_attrs["seed"] == 3 for t in trials)
     assert all(1e-3 <= t.user_attrs["hparams"]["lr"] <= 2e-3 for t in trials)
 

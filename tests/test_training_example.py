@@ -377,13 +377,20 @@ def test_modules_of_the_working_directory_are_found(tmp_path: Path) -> None:
     )
     argv = ["--model=my_nets:build", "--dataloader=my_data:load", "--optimizer=adamsrt"]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "training_example.py"), *argv, "--epochs=1", "--lr=0.01",
-         "--device=cpu", "--no-progress"],
+        [
+            sys.executable,
+            str(ROOT / "training_example.py"),
+            *argv,
+            "--epochs=1",
+            "--lr=0.01",
+            "--device=cpu",
+            "--no-progress",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     assert "my_data:load/my_nets:build/adamsrt over 1 seed(s), 1 completed" in proc.stdout

@@ -10,9 +10,12 @@ from data import CROP_PADDING, DeviceLoader, build_loaders, get_dataset_info
 
 from ..conftest import N_TEST, N_TRAIN, FakeSplits
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs CUDA"
-))]  # fmt: skip
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+    ),
+]
 
 
 def _build(files: FakeSplits, name: str, **kwargs):

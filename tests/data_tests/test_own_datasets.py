@@ -142,8 +142,13 @@ def test_float_images_are_cropped_and_flipped_like_uint8_ones() -> None:
 
 def test_device_loader_refuses_integer_images_other_than_uint8() -> None:
     with pytest.raises(ValueError, match=r"^images must be a uint8 or float \(N, C, H, W\)"):
-        DeviceLoader(torch.zeros(2, 1, 2, 2, dtype=torch.int32), torch.zeros(2), batch_size=1,
-                     mean=None, std=None)  # fmt: skip
+        DeviceLoader(
+            torch.zeros(2, 1, 2, 2, dtype=torch.int32),
+            torch.zeros(2),
+            batch_size=1,
+            mean=None,
+            std=None,
+        )
 
 
 def test_the_cached_tensors_are_never_modified() -> None:
@@ -264,10 +269,12 @@ def test_a_module_that_does_not_import(tmp_path: Path, monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize(
     "device",
-    [pytest.param("cuda", marks=pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="needs CUDA"
-    ))],
-)  # fmt: skip
+    [
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+        )
+    ],
+)
 def test_float_batches_are_the_same_on_every_device(device: str) -> None:
     cpu = build_loaders(FLOAT, batch_size=8, augment=True)
     other = build_loaders(FLOAT, batch_size=8, augment=True, device=device)

@@ -63,9 +63,16 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
         """``extra``: more top-level TOML lines (e.g. ``space = "paper-grid"``)."""
         path = tmp_path / f"{name}.toml"
         text = TINY.format(
-            name=name, optimizers=list(optimizers), epochs=epochs, n_trials=n_trials,
-            train_subset=train_subset, pruner=pruner, workers=workers, cpus=cpus, extra=extra,
-        )  # fmt: skip
+            name=name,
+            optimizers=list(optimizers),
+            epochs=epochs,
+            n_trials=n_trials,
+            train_subset=train_subset,
+            pruner=pruner,
+            workers=workers,
+            cpus=cpus,
+            extra=extra,
+        )
         path.write_text(text.replace("'", '"'))
         return path
 
@@ -164,9 +171,14 @@ def run_cli(args: list[str], faults: bool = False, **popen: object) -> subproces
     )
     return subprocess.Popen(
         [sys.executable, *program, *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True, **popen,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **popen,
+    )
 
 
 def run_driver(
@@ -175,11 +187,23 @@ def run_driver(
     """The driver of tests/search_tests/drive.py (faults from a plan) in a child process."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.search_tests.drive", str(spec), storage_url,
-         str(checkpoints), executor, *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.search_tests.drive",
+            str(spec),
+            storage_url,
+            str(checkpoints),
+            executor,
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def uninterrupted(spec: StudySpec, optimizer: str, hparams: dict, threads: int | None = None):
@@ -203,11 +227,19 @@ def _train_straight(spec: StudySpec, optimizer: str, hparams: dict):
 
     return train(
         TrainConfig(
-            dataset=spec.dataset, model=spec.model, optimizer=optimizer, hparams=hparams,
-            epochs=spec.epochs, batch_size=spec.batch_size, seed=spec.seed, device="cpu",
-            train_subset=spec.train_subset, evaluate_test=False, progress=False,
+            dataset=spec.dataset,
+            model=spec.model,
+            optimizer=optimizer,
+            hparams=hparams,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            seed=spec.seed,
+            device="cpu",
+            train_subset=spec.train_subset,
+            evaluate_test=False,
+            progress=False,
         )
-    )  # fmt: skip
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

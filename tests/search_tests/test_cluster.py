@@ -27,10 +27,17 @@ def _sample_peak(database: str, stop: threading.Event, peak: list[int]) -> None:
 @pytest.mark.slow
 def test_connections_stay_bounded_over_300_trials(write_spec, pg_url, tmp_path, shared_ray):
     workers = 4
-    spec = load_spec(write_spec(
-        optimizers=("sgd",), n_trials=300, epochs=1, train_subset=32, workers=workers, cpus=0.5,
-        extra='sampler = "random"',
-    ))  # fmt: skip
+    spec = load_spec(
+        write_spec(
+            optimizers=("sgd",),
+            n_trials=300,
+            epochs=1,
+            train_subset=32,
+            workers=workers,
+            cpus=0.5,
+            extra='sampler = "random"',
+        )
+    )
     database = pg_url.rsplit("/", 1)[1]
     stop, peak = threading.Event(), [0]
     sampler = threading.Thread(target=_sample_peak, args=(database, stop, peak), daemon=True)
@@ -53,8 +60,16 @@ def test_connections_killed_every_half_second_then_a_server_restart(write_spec, 
     spec, database = load_spec(path), pg_url.rsplit("/", 1)[1]
     checkpoints = tmp_path / "checkpoints"
     # Trial 2 of sgd starts the killing (30 s, every 0.5 s); trial 8 restarts the server.
-    write_plan(checkpoints, study=spec.study_name("sgd"), trial=2, epoch=1, kind="terminate",
-               database=database, seconds=30, every=0.5)  # fmt: skip
+    write_plan(
+        checkpoints,
+        study=spec.study_name("sgd"),
+        trial=2,
+        epoch=1,
+        kind="terminate",
+        database=database,
+        seconds=30,
+        every=0.5,
+    )
     proc = run_driver(path, pg_url, checkpoints, "ray")
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
@@ -78,8 +93,15 @@ def test_a_foreign_ask_left_running_does_not_block_the_search(tiny_spec, sqlite_
     # Another client asks for a trial and goes away: RUNNING, no heartbeat, no parameters.
     optuna.load_study(study_name=spec.study_name("sgd"), storage=sqlite_url).ask()
     lines: list[str] = []
-    run(spec, storage_url=sqlite_url, executor="local", heartbeat_interval=1, grace_period=8,
-        checkpoint_dir=tmp_path / "c", say=lines.append)  # fmt: skip
+    run(
+        spec,
+        storage_url=sqlite_url,
+        executor="local",
+        heartbeat_interval=1,
+        grace_period=8,
+        checkpoint_dir=tmp_path / "c",
+        say=lines.append,
+    )
     waiting = [line for line in lines if line.startswith("waiting for 1 trial(s)")]
     assert waiting and "sgd #0 (no heartbeat)" in waiting[0], lines
     assert "queued again once silent for 8 s" in waiting[0]
@@ -95,10 +117,18 @@ def test_a_foreign_ask_left_running_does_not_block_the_search(tiny_spec, sqlite_
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_three_drivers_at_once_are_exact(write_spec, sqlite_url, request, tmp_path, backend):
     url = sqlite_url if backend == "sqlite" else request.getfixturevalue("pg_url")
-    tpe = write_spec(name="tpe", optimizers=("sgd", "adam"), n_trials=6, epochs=1,
-                     train_subset=64, workers=1)  # fmt: skip
-    grid = write_spec(name="grid", optimizers=("sgd",), n_trials=8, epochs=1, train_subset=64,
-                      workers=1, extra='space = "paper-grid"')  # fmt: skip
+    tpe = write_spec(
+        name="tpe", optimizers=("sgd", "adam"), n_trials=6, epochs=1, train_subset=64, workers=1
+    )
+    grid = write_spec(
+        name="grid",
+        optimizers=("sgd",),
+        n_trials=8,
+        epochs=1,
+        train_subset=64,
+        workers=1,
+        extra='space = "paper-grid"',
+    )
     for path in (tpe, grid):
         drivers = [run_driver(path, url, tmp_path / "c") for _ in range(3)]
         for proc in drivers:
@@ -114,8 +144,14 @@ def test_three_drivers_at_once_are_exact(write_spec, sqlite_url, request, tmp_pa
 def test_an_outage_during_tell_is_ridden_out(write_spec, pg_url, tmp_path):
     path = write_spec(optimizers=("sgd",), n_trials=2, epochs=1, train_subset=64, workers=1)
     checkpoints = tmp_path / "checkpoints"
-    write_plan(checkpoints, trial=0, epoch=1, kind="outage-after",
-               database=pg_url.rsplit("/", 1)[1], seconds=3)  # fmt: skip
+    write_plan(
+        checkpoints,
+        trial=0,
+        epoch=1,
+        kind="outage-after",
+        database=pg_url.rsplit("/", 1)[1],
+        seconds=3,
+    )
     proc = run_driver(path, pg_url, checkpoints)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
@@ -172,8 +208,16 @@ def test_an_unusable_checkpoint_dir_is_one_line_before_anything_runs(tmp_path, c
         (a_file / "under", "Not a directory"),
         (tmp_path / ("x" * 300), "File name too long"),
     ):
-        code = run_search.main(["--smoke-test", "--no-ray", "--storage", f"sqlite:///{database}",
-                                "--checkpoint-dir", str(directory)])  # fmt: skip
+        code = run_search.main(
+            [
+                "--smoke-test",
+                "--no-ray",
+                "--storage",
+                f"sqlite:///{database}",
+                "--checkpoint-dir",
+                str(directory),
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and reason in err, err
         assert err.startswith("error: checkpoint directory") and "--checkpoint-dir" in err

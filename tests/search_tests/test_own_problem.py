@@ -73,8 +73,9 @@ def _within_the_space(trials) -> None:
 
 
 def _cli(cwd: Path, *args: str) -> str:
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -95,9 +96,16 @@ def test_own_model_and_dataset_search_export_retrain(tmp_path):
     exported = table["my_problem:data"]["my_problem:net"]["sgd"]
     assert (tmp_path / "report" / "my_problem_data-my_problem_net.md").is_file()
 
-    _cli(tmp_path, str(ROOT / "training_example.py"), "--optimizer=sgd", "--epochs=1",
-         "--model=my_problem:net", "--dataloader=my_problem:data", "--no-progress",
-         "--output=retrain")  # fmt: skip
+    _cli(
+        tmp_path,
+        str(ROOT / "training_example.py"),
+        "--optimizer=sgd",
+        "--epochs=1",
+        "--model=my_problem:net",
+        "--dataloader=my_problem:data",
+        "--no-progress",
+        "--output=retrain",
+    )
     run_ = json.loads((tmp_path / "retrain" / "metrics.json").read_text())["runs"][0]
     assert run_["hparams"] == exported and run_["status"] == "completed"
 
@@ -117,8 +125,14 @@ def test_own_problem_on_a_two_node_cluster_gets_its_module_shipped(
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
-        run(spec, storage_url=url, ray_address=cluster.address, heartbeat_interval=2,
-            checkpoint_dir=tmp_path / "checkpoints", say=print)  # fmt: skip
+        run(
+            spec,
+            storage_url=url,
+            ray_address=cluster.address,
+            heartbeat_interval=2,
+            checkpoint_dir=tmp_path / "checkpoints",
+            say=print,
+        )
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -40,9 +40,13 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(
     spec = tiny_spec(optimizers=("sgd",), n_trials=2, epochs=1, train_subset=64, workers=2)
     try:
         run(
-            spec, storage_url=sqlite_url, ray_address=cluster.address, heartbeat_interval=2,
-            checkpoint_dir=tmp_path / "checkpoints", say=print,
-        )  # fmt: skip
+            spec,
+            storage_url=sqlite_url,
+            ray_address=cluster.address,
+            heartbeat_interval=2,
+            checkpoint_dir=tmp_path / "checkpoints",
+            say=print,
+        )
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -54,9 +58,13 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(
 
 def test_postgresql_with_four_trials_at_once(tiny_spec, pg_url, tmp_path, shared_ray):
     spec = tiny_spec(
-        optimizers=("sgd", "adamsrt", "sgdmrt"), n_trials=4, epochs=1, train_subset=64,
-        workers=4, cpus=0.5,
-    )  # fmt: skip
+        optimizers=("sgd", "adamsrt", "sgdmrt"),
+        n_trials=4,
+        epochs=1,
+        train_subset=64,
+        workers=4,
+        cpus=0.5,
+    )
     run(spec, storage_url=pg_url, heartbeat_interval=2, checkpoint_dir=tmp_path / "c", say=print)
     for trials in trials_of(pg_url, spec).values():
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 4  # each once, none lost
@@ -66,10 +74,16 @@ def test_postgresql_with_four_trials_at_once(tiny_spec, pg_url, tmp_path, shared
 def test_the_paper_grid_with_three_workers_runs_every_point_once(
     tiny_spec, sqlite_url, tmp_path, shared_ray
 ):
-    spec = tiny_spec(optimizers=("adamsrt",), n_trials=16, epochs=1, train_subset=64, workers=3,
-                     cpus=0.5).replace(space="paper-grid", sampler="grid")  # fmt: skip
-    run(spec, storage_url=sqlite_url, heartbeat_interval=2, checkpoint_dir=tmp_path / "c",
-        say=print)  # fmt: skip
+    spec = tiny_spec(
+        optimizers=("adamsrt",), n_trials=16, epochs=1, train_subset=64, workers=3, cpus=0.5
+    ).replace(space="paper-grid", sampler="grid")
+    run(
+        spec,
+        storage_url=sqlite_url,
+        heartbeat_interval=2,
+        checkpoint_dir=tmp_path / "c",
+        say=print,
+    )
     trials = trials_of(sqlite_url, spec)["adamsrt"]
     points = sorted((t.params["weight_decay"], t.params["beta2"]) for t in trials)
     weight_decays = [0.0, *(5e-4 / 2**k for k in range(7))]
@@ -85,8 +99,14 @@ def test_a_hung_trial_fails_with_its_reason_and_the_study_goes_on(
     spec = spec.replace(trial_timeout=45.0)
     checkpoints = tmp_path / "checkpoints"
     write_plan(checkpoints, trial=0, epoch=1, kind="hang")
-    run(spec, storage_url=sqlite_url, heartbeat_interval=2, checkpoint_dir=checkpoints,
-        trial_fn=trial_with_faults, say=print)  # fmt: skip
+    run(
+        spec,
+        storage_url=sqlite_url,
+        heartbeat_interval=2,
+        checkpoint_dir=checkpoints,
+        trial_fn=trial_with_faults,
+        say=print,
+    )
     trials = trials_of(sqlite_url, spec)["sgd"]
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     # It hung after epoch 1's checkpoint, before that epoch's report.
@@ -103,8 +123,16 @@ def test_ctrl_c_to_the_cli_leaves_nothing_running_and_the_rerun_finishes(
     path = write_spec(optimizers=("sgd",), n_trials=3, epochs=3, train_subset=128, workers=2)
     spec = load_spec(path)
     checkpoints = tmp_path / "checkpoints"
-    args = ["--study", str(path), "--storage", sqlite_url, "--heartbeat", "1",
-            "--checkpoint-dir", str(checkpoints)]  # fmt: skip
+    args = [
+        "--study",
+        str(path),
+        "--storage",
+        sqlite_url,
+        "--heartbeat",
+        "1",
+        "--checkpoint-dir",
+        str(checkpoints),
+    ]
     # Trial 0 reports epoch 1, saves epoch 2's checkpoint, then hangs: it is running, with a
     # checkpoint to resume from, when Ctrl-C comes, however fast the machine.
     write_plan(checkpoints, trial=0, epoch=2, kind="hang")

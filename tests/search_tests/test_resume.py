@@ -57,9 +57,13 @@ def test_a_lost_ray_worker_resumes_its_trial(setup, shared_ray):
     _path, spec, url, checkpoints = setup
     write_plan(checkpoints, trial=0, epoch=AT, kind="kill")
     run(
-        spec, storage_url=url, checkpoint_dir=checkpoints, heartbeat_interval=1,
-        trial_fn=trial_with_faults, say=print,
-    )  # fmt: skip
+        spec,
+        storage_url=url,
+        checkpoint_dir=checkpoints,
+        heartbeat_interval=1,
+        trial_fn=trial_with_faults,
+        say=print,
+    )
     _check_resumed(spec, url, checkpoints, requeued=False, threads=1)
 
 

@@ -18,9 +18,14 @@ from .conftest import trials_of
 
 def _run(spec, url, tmp_path, **kw):
     return run(
-        spec, storage_url=url, executor="local", heartbeat_interval=2,
-        checkpoint_dir=tmp_path / "checkpoints", say=lambda _: None, **kw,
-    )  # fmt: skip
+        spec,
+        storage_url=url,
+        executor="local",
+        heartbeat_interval=2,
+        checkpoint_dir=tmp_path / "checkpoints",
+        say=lambda _: None,
+        **kw,
+    )
 
 
 def _param_sets(trials):
@@ -107,8 +112,9 @@ def test_timeout_stops_new_starts(tiny_spec, sqlite_url, tmp_path):
     assert counts == {"sgd": 1, "adam": 0}
     _run(spec, sqlite_url, tmp_path)  # the same command finishes the search
     assert {opt: len(ts) for opt, ts in trials_of(sqlite_url, spec).items()} == {
-        "sgd": 3, "adam": 3
-    }  # fmt: skip
+        "sgd": 3,
+        "adam": 3,
+    }
 
 
 def test_pruning_spends_fewer_epochs_and_stores_pruned_curves(tiny_spec, sqlite_url, tmp_path):

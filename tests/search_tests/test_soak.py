@@ -26,12 +26,27 @@ KILLS = 4
 
 def test_sixty_trials_survive_random_worker_kills(write_spec, sqlite_url, tmp_path):
     path = write_spec(
-        name="soak", optimizers=("adams", "adamsrt", "adam"), n_trials=20, epochs=3,
-        train_subset=256, pruner="hyperband", workers=2,
-    )  # fmt: skip
+        name="soak",
+        optimizers=("adams", "adamsrt", "adam"),
+        n_trials=20,
+        epochs=3,
+        train_subset=256,
+        pruner="hyperband",
+        workers=2,
+    )
     spec = load_spec(path)
-    proc = run_cli(["--study", str(path), "--storage", sqlite_url, "--heartbeat", "1",
-                    "--checkpoint-dir", str(tmp_path / "checkpoints")])  # fmt: skip
+    proc = run_cli(
+        [
+            "--study",
+            str(path),
+            "--storage",
+            sqlite_url,
+            "--heartbeat",
+            "1",
+            "--checkpoint-dir",
+            str(tmp_path / "checkpoints"),
+        ]
+    )
     rng = random.Random(0)
     killed: list[int] = []
 
@@ -39,9 +54,11 @@ def test_sixty_trials_survive_random_worker_kills(write_spec, sqlite_url, tmp_pa
         while proc.poll() is None and len(killed) < KILLS:
             time.sleep(rng.uniform(2.0, 6.0))
             running = [
-                t for ts in trials_of(sqlite_url, spec).values() for t in ts
+                t
+                for ts in trials_of(sqlite_url, spec).values()
+                for t in ts
                 if t.state == TrialState.RUNNING and "worker" in t.user_attrs
-            ]  # fmt: skip
+            ]
             if running:
                 victim = rng.choice(running)
                 with contextlib.suppress(ProcessLookupError):
@@ -71,8 +88,10 @@ def test_sixty_trials_survive_random_worker_kills(write_spec, sqlite_url, tmp_pa
             for attempt in t.user_attrs.get("attempts", []):
                 retrained += max(0, attempt["reported_before"] - attempt["resumed_from"])
     resumed = [t for ts in all_trials.values() for t in ts if "attempts" in t.user_attrs]
-    print(f"killed {len(killed)} workers; {len(resumed)} trials resumed; "
-          f"finished epochs trained twice: {retrained}")  # fmt: skip
+    print(
+        f"killed {len(killed)} workers; {len(resumed)} trials resumed; "
+        f"finished epochs trained twice: {retrained}"
+    )
     assert retrained == 0
     assert not list((tmp_path / "checkpoints").rglob("*.pt"))
 

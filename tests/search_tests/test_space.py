@@ -178,5 +178,7 @@ def test_a_huge_grid_is_refused_without_being_enumerated(tmp_path):
     spec = load_spec(_grid_spec(tmp_path / "t.toml", ("sgd",), axes))
     assert spec.trials_for("sgd") == 4000
     assert grid_point(spec.spaces["sgd"], 3999) == {
-        "lr": 1.0, "weight_decay": 1e-4, "momentum": pytest.approx(0.89)
-    }  # fmt: skip
+        "lr": 1.0,
+        "weight_decay": 1e-4,
+        "momentum": pytest.approx(0.89),
+    }

@@ -126,8 +126,10 @@ def test_missing_file():
 def test_a_directory_or_binary_spec_is_one_clear_line(tmp_path):
     binary = tmp_path / "b.toml"
     binary.write_bytes(b'name = "\xff\xfe"\n')
-    for path, message in ((tmp_path, "must be a TOML file, but got a directory"),
-                          (binary, "must be UTF-8 text, but byte 8 is not")):  # fmt: skip
+    for path, message in (
+        (tmp_path, "must be a TOML file, but got a directory"),
+        (binary, "must be UTF-8 text, but byte 8 is not"),
+    ):
         with pytest.raises(SpecError, match=message) as info:
             load_spec(path)
         assert "\n" not in str(info.value)

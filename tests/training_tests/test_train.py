@@ -214,10 +214,13 @@ def _hand_loop_losses(config: TrainConfig) -> list[float]:
 
 @pytest.mark.parametrize(
     "device",
-    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="needs CUDA"
-    ))],
-)  # fmt: skip
+    [
+        "cpu",
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+        ),
+    ],
+)
 def test_same_seed_trains_on_the_same_images_on_every_device(
     device: str, cifar10_files: FakeSplits
 ) -> None:
