@@ -1,8 +1,9 @@
 """Faults injected through the search's own seam, the trial function: deterministic, no sleeps
 and no lucky timing.
 
-A plan file (JSON) beside the checkpoints names the trial, the epoch and the fault; it fires
-once (a marker file made with O_EXCL), after that epoch's checkpoint and before its report:
+A plan file (JSON) beside the checkpoints names the trial, the epoch and the fault (or a list
+of such faults); each fires once (a marker file made with O_EXCL), after that epoch's
+checkpoint and before its report:
 
 - ``kill``: the process running the trial dies (a lost Ray worker, or with ``--no-ray`` the
   driver itself),
@@ -35,9 +36,10 @@ from search import TrialJob, TrialOutcome, run_trial
 PLAN = "faults.json"
 
 
-def write_plan(checkpoint_root: Path, **plan: object) -> None:
+def write_plan(checkpoint_root: Path, *faults: dict, **plan: object) -> None:
+    """One fault (``plan``), or several (``faults``)."""
     checkpoint_root.mkdir(parents=True, exist_ok=True)
-    (checkpoint_root / PLAN).write_text(json.dumps(plan))
+    (checkpoint_root / PLAN).write_text(json.dumps(list(faults) or [plan]))
 
 
 def admin_connect() -> Any:
@@ -99,9 +101,14 @@ def _start_outage(plan: dict) -> None:
         threading.Timer(plan["seconds"], end_outage, (plan["database"],)).start()
 
 
+def fired_marker(root: Path, plan: dict) -> Path:
+    study = f"{plan['study']}-" if "study" in plan else ""
+    return root / f"fired-{study}{plan['trial']}-{plan['epoch']}"
+
+
 def _fire_once(root: Path, plan: dict) -> bool:
     try:
-        os.close(os.open(root / f"fired-{plan['trial']}-{plan['epoch']}", os.O_CREAT | os.O_EXCL))
+        os.close(os.open(fired_marker(root, plan), os.O_CREAT | os.O_EXCL))
     except FileExistsError:
         return False
     return True
@@ -110,13 +117,17 @@ def _fire_once(root: Path, plan: dict) -> bool:
 def trial_with_faults(job: TrialJob) -> TrialOutcome:
     root = Path(job.checkpoint_dir).parents[1]
     plan_file = root / PLAN
-    plan = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    faults = json.loads(plan_file.read_text()) if plan_file.is_file() else []
 
     def hook(job: TrialJob, epoch: int) -> None:
-        if plan is None or (job.number, epoch) != (plan["trial"], plan["epoch"]):
-            return
-        if job.study_name != plan.get("study", job.study_name) or not _fire_once(root, plan):
-            return
+        for plan in faults:
+            here = (job.study_name, job.number, epoch)
+            if here == (plan.get("study", job.study_name), plan["trial"], plan["epoch"]) and (
+                _fire_once(root, plan)
+            ):
+                strike(plan)
+
+    def strike(plan: dict) -> None:
         kind = plan["kind"]
         if kind == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -128,7 +139,7 @@ def trial_with_faults(job: TrialJob) -> TrialOutcome:
         elif kind == "outage":
             _start_outage(plan)
         elif kind == "outage-after":
-            fired.append(True)
+            fired.append(plan)
         elif kind == "terminate":
             args = (plan["database"], plan["seconds"], plan["every"])
             threading.Thread(target=_terminate_for, args=args, daemon=True).start()
@@ -137,8 +148,8 @@ def trial_with_faults(job: TrialJob) -> TrialOutcome:
         elif kind == "disk-full":
             os.fsync = _disk_full
 
-    fired: list[bool] = []
+    fired: list[dict] = []
     outcome = run_trial(job, on_epoch_hook=hook)
-    if fired:
+    for plan in fired:
         _start_outage(plan)
     return outcome

@@ -16,7 +16,7 @@ import run_search
 from search import create_studies, load_spec, open_storage, run
 
 from .conftest import check_exact, pg_connections, run_driver, trials_of, uninterrupted
-from .faults import write_plan
+from .faults import fired_marker, write_plan
 
 
 def _sample_peak(database: str, stop: threading.Event, peak: list[int]) -> None:
@@ -75,13 +75,14 @@ def test_connections_killed_every_half_second_then_a_server_restart(write_spec, 
     assert proc.returncode == 0, out
     assert "Traceback" not in out
     check_exact(pg_url, spec)
-    write_plan(checkpoints, study=spec.study_name("sgd"), trial=14, epoch=1, kind="restart")
+    restart = {"study": spec.study_name("sgd"), "trial": 14, "epoch": 1, "kind": "restart"}
+    write_plan(checkpoints, restart)
     more = path.read_text().replace("n_trials = 12", "n_trials = 16")
     path.write_text(more)
     proc = run_driver(path, pg_url, checkpoints, "ray")
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
-    assert (checkpoints / "fired-14-1").exists(), out  # the server did restart
+    assert fired_marker(checkpoints, restart).exists(), out  # the server did restart
     check_exact(pg_url, load_spec(path))
 
 

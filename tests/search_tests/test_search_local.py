@@ -99,15 +99,17 @@ def test_studies_are_launched_in_turn(tiny_spec, sqlite_url, tmp_path):
 
 def test_timeout_stops_new_starts(tiny_spec, sqlite_url, tmp_path):
     spec = tiny_spec(optimizers=("sgd", "adam"), n_trials=3, epochs=1, train_subset=64)
-    started = time.time()
+    timeout = 5.0
 
     def slow_trial(job):
         from search import run_trial
 
-        time.sleep(max(0.0, started + 3.0 - time.time()))  # outlive the deadline
+        # Longer than the whole timeout from its own start, which comes after the deadline was
+        # set: the deadline passes while it trains, whatever the machine's speed.
+        time.sleep(timeout + 1.0)
         return run_trial(job)
 
-    _run(spec, sqlite_url, tmp_path, timeout=2.0, trial_fn=slow_trial)
+    _run(spec, sqlite_url, tmp_path, timeout=timeout, trial_fn=slow_trial)
     counts = {opt: len(ts) for opt, ts in trials_of(sqlite_url, spec).items()}
     assert counts == {"sgd": 1, "adam": 0}
     _run(spec, sqlite_url, tmp_path)  # the same command finishes the search
