@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from ._spec import StudySpec
@@ -28,26 +29,37 @@ def default_checkpoint_dir(storage_url: str) -> Path:
 
 def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
     """Create, write and remove a file as deep as the longest trial checkpoint will be, so an
-    unusable directory (read-only, full, a file, a path too long) is one line up front. Nothing
-    it made stays."""
-    made: list[Path] = []
+    unusable directory (read-only, full, a file, a path too long) is one line up front.
+
+    The probe lives in a directory of this process's own (as long as the longest study name),
+    so drivers that start at once never remove each other's; what the probe made is removed,
+    and on failure the missing ancestors of ``root`` it made too.
+    """
+    root = root.absolute()
     longest = max((spec.study_name(opt) for opt in spec.optimizers), key=len)
-    deepest = root.absolute() / longest / f"trial-{10**9}"
+    mine = f".probe-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
+    probe_dir = root / (mine + "x" * max(0, len(longest) - len(mine))) / f"trial-{10**9}"
+    made: list[Path] = []
     try:
-        for directory in [*reversed(deepest.parents), deepest]:
+        for directory in [*reversed(root.parents), root]:
             if directory.is_dir():
                 continue
             if directory.exists():
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
-            directory.mkdir()
-            made.append(directory)
-        probe = deepest / f".checkpoint.pt.{os.getpid()}.tmp"
+            with contextlib.suppress(FileExistsError):  # another driver made it meanwhile
+                directory.mkdir()
+                made.append(directory)
+        probe_dir.mkdir(parents=True)
+        probe = probe_dir / f".checkpoint.pt.{os.getpid()}.tmp"
         with probe.open("wb") as f:
             f.write(b"\0" * 4096)
             f.flush()
             os.fsync(f.fileno())
         probe.unlink()
     except OSError as exc:
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
         reason = exc.strerror or str(exc)
         if exc.errno == errno.ENAMETOOLONG:
             reason += " (a shorter --checkpoint-dir or spec name)"
@@ -56,7 +68,7 @@ def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
             f"({exc.filename or root}); give --checkpoint-dir a writable directory"
         ) from None
     finally:
-        for directory in reversed(made):
+        for directory in (probe_dir, probe_dir.parent):
             with contextlib.suppress(OSError):
                 directory.rmdir()
 

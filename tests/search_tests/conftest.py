@@ -20,10 +20,12 @@ from .faults import admin_connect
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
+# The tests' model: milliseconds per epoch (tests/search_tests/tiny_model.py).
+TINY_MODEL = "tests.search_tests.tiny_model:net"
 TINY = """
 name = "{name}"
 dataset = "digits"
-model = "tests.search_tests.tiny_model:net"
+model = "{model}"
 optimizers = {optimizers}
 epochs = {epochs}
 n_trials = {n_trials}
@@ -59,6 +61,7 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
         workers: int = 2,
         cpus: float = 1,
         extra: str = "",
+        model: str = TINY_MODEL,
     ) -> Path:
         """``extra``: more top-level TOML lines (e.g. ``space = "paper-grid"``)."""
         path = tmp_path / f"{name}.toml"
@@ -72,6 +75,7 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
             workers=workers,
             cpus=cpus,
             extra=extra,
+            model=model,
         )
         path.write_text(text.replace("'", '"'))
         return path

@@ -77,6 +77,7 @@ def _search(tmp: Path) -> tuple[str, StudySpec]:
         workers=1,
         cpus=1,
         extra="",
+        model="resnet20",  # its trials spread enough for the median pruner to prune some
     )
     spec_path.write_text(text.replace("'", '"'))
     spec = load_spec(spec_path)
