@@ -32,8 +32,8 @@ def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
     unusable directory (read-only, full, a file, a path too long) is one line up front.
 
     The probe lives in a directory of this process's own (as long as the longest study name),
-    so drivers that start at once never remove each other's; what the probe made is removed,
-    and on failure the missing ancestors of ``root`` it made too.
+    so drivers that start at once never remove each other's; everything it made is removed,
+    so a run refused later (a bad model, say) leaves nothing behind.
     """
     root = root.absolute()
     longest = max((spec.study_name(opt) for opt in spec.optimizers), key=len)
@@ -57,9 +57,6 @@ def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
             os.fsync(f.fileno())
         probe.unlink()
     except OSError as exc:
-        for directory in reversed(made):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
         reason = exc.strerror or str(exc)
         if exc.errno == errno.ENAMETOOLONG:
             reason += " (a shorter --checkpoint-dir or spec name)"
@@ -68,8 +65,8 @@ def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
             f"({exc.filename or root}); give --checkpoint-dir a writable directory"
         ) from None
     finally:
-        for directory in (probe_dir, probe_dir.parent):
-            with contextlib.suppress(OSError):
+        for directory in (probe_dir, probe_dir.parent, *reversed(made)):
+            with contextlib.suppress(OSError):  # not empty: another driver's probe is inside
                 directory.rmdir()
 
 

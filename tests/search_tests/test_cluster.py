@@ -161,6 +161,7 @@ def test_an_outage_during_tell_is_ridden_out(write_spec, pg_url, tmp_path):
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_search_and_counts_no_trial(write_spec, sqlite_url, tmp_path):
     path = write_spec(optimizers=("sgd",), n_trials=2, epochs=3, train_subset=64, workers=1)
     spec, checkpoints = load_spec(path), tmp_path / "checkpoints"
@@ -179,6 +180,7 @@ def test_a_full_disk_stops_the_search_and_counts_no_trial(write_spec, sqlite_url
     check_exact(sqlite_url, spec)
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_restarts_its_trial_from_epoch_0(write_spec, sqlite_url, tmp_path):
     path = write_spec(optimizers=("sgd",), n_trials=1, epochs=3, train_subset=64, workers=1)
     spec, checkpoints = load_spec(path), tmp_path / "checkpoints"

@@ -67,6 +67,7 @@ def test_a_lost_ray_worker_resumes_its_trial(setup, shared_ray):
     _check_resumed(spec, url, checkpoints, requeued=False, threads=1)
 
 
+@pytest.mark.slow
 def test_a_killed_driver_then_the_same_command_resumes(setup):
     path, spec, url, checkpoints = setup
     write_plan(checkpoints, trial=0, epoch=AT, kind="kill")
@@ -82,6 +83,7 @@ def test_a_killed_driver_then_the_same_command_resumes(setup):
     _check_resumed(spec, url, checkpoints, requeued=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "code"), [("sigint", 130), ("sigterm", 143)])
 def test_ctrl_c_or_sigterm_requeues_and_the_same_command_resumes(setup, kind, code):
     path, spec, url, checkpoints = setup
@@ -101,6 +103,7 @@ def test_ctrl_c_or_sigterm_requeues_and_the_same_command_resumes(setup, kind, co
     _check_resumed(spec, url, checkpoints, requeued=True)
 
 
+@pytest.mark.slow
 def test_ctrl_c_twice_is_as_clean_as_once(setup):
     path, spec, url, checkpoints = setup
     write_plan(checkpoints, trial=0, epoch=AT, kind="sigint")
@@ -142,6 +145,7 @@ def _outage_setup(write_spec, pg_url, tmp_path):
     return path, load_spec(path), pg_url, tmp_path / "checkpoints", pg_url.rsplit("/", 1)[1]
 
 
+@pytest.mark.slow
 def test_a_short_database_outage_is_ridden_out(write_spec, pg_url, tmp_path):
     path, spec, url, checkpoints, database = _outage_setup(write_spec, pg_url, tmp_path)
     write_plan(checkpoints, trial=0, epoch=AT, kind="outage", database=database, seconds=3)
@@ -154,6 +158,7 @@ def test_a_short_database_outage_is_ridden_out(write_spec, pg_url, tmp_path):
     assert sorted(trials[0].intermediate_values) == list(range(1, EPOCHS + 1))
 
 
+@pytest.mark.slow
 def test_a_long_outage_stops_with_one_line_and_the_same_command_resumes(
     write_spec, pg_url, tmp_path
 ):
