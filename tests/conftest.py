@@ -238,6 +238,22 @@ def no_shared_ray() -> None:
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def two_node_cluster() -> Iterator[Any]:
+    """A local Ray cluster of two nodes of one CPU each (ray.cluster_utils), started once; the
+    tests that join it share an xdist group, so a parallel run starts it on one worker."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop the Ray the tests shared before the interpreter exits: torn down by the
     interpreter's exit instead, its core worker's threads outlive what they use."""

@@ -83,12 +83,12 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_itemcollected(item: pytest.Item) -> None:
     """The tests that use PostgreSQL run one after another on one worker of a parallel run:
-    one of them restarts the server, others count its connections or its outages."""
-    for item in items:
-        if "pg_url" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("postgresql"))
+    one of them restarts the server, others count its connections or its outages. (Marked as
+    they are collected: xdist reads the groups in its own pytest_collection_modifyitems.)"""
+    if "pg_url" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.xdist_group("postgresql"))
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import run_search
 from search import create_studies, load_spec, open_storage, run
 
 from .conftest import check_exact, pg_connections, run_driver, trials_of, uninterrupted
-from .faults import fired_marker, write_plan
+from .faults import fired_marker, trial_with_faults, write_plan
 
 
 def _sample_peak(database: str, stop: threading.Event, peak: list[int]) -> None:
@@ -55,7 +55,9 @@ def test_connections_stay_bounded_over_300_trials(write_spec, pg_url, tmp_path, 
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="restarting PostgreSQL needs root")
-def test_connections_killed_every_half_second_then_a_server_restart(write_spec, pg_url, tmp_path):
+def test_connections_killed_every_half_second_then_a_server_restart(
+    write_spec, pg_url, tmp_path, shared_ray
+):
     path = write_spec(optimizers=("sgd", "adamsrt"), n_trials=12, epochs=2, train_subset=64)
     spec, database = load_spec(path), pg_url.rsplit("/", 1)[1]
     checkpoints = tmp_path / "checkpoints"
@@ -70,20 +72,22 @@ def test_connections_killed_every_half_second_then_a_server_restart(write_spec, 
         seconds=30,
         every=0.5,
     )
-    proc = run_driver(path, pg_url, checkpoints, "ray")
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out
-    assert "Traceback" not in out
+    lines: list[str] = []
+    search = {
+        "storage_url": pg_url,
+        "checkpoint_dir": checkpoints,
+        "heartbeat_interval": 1,
+        "trial_fn": trial_with_faults,
+        "say": lines.append,
+    }
+    run(spec, **search)
+    assert any(line.startswith("storage unreachable") for line in lines), lines
     check_exact(pg_url, spec)
     restart = {"study": spec.study_name("sgd"), "trial": 14, "epoch": 1, "kind": "restart"}
     write_plan(checkpoints, restart)
-    more = path.read_text().replace("n_trials = 12", "n_trials = 16")
-    path.write_text(more)
-    proc = run_driver(path, pg_url, checkpoints, "ray")
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out
-    assert fired_marker(checkpoints, restart).exists(), out  # the server did restart
-    check_exact(pg_url, load_spec(path))
+    run(spec.replace(n_trials=16), **search)
+    assert fired_marker(checkpoints, restart).exists(), lines  # the server did restart
+    check_exact(pg_url, spec.replace(n_trials=16))
 
 
 def test_a_foreign_ask_left_running_does_not_block_the_search(tiny_spec, sqlite_url, tmp_path):
@@ -114,8 +118,9 @@ def test_a_foreign_ask_left_running_does_not_block_the_search(tiny_spec, sqlite_
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("postgresql")
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.xdist_group("postgresql"))]
+)
 def test_three_drivers_at_once_are_exact(write_spec, sqlite_url, request, tmp_path, backend):
     url = sqlite_url if backend == "sqlite" else request.getfixturevalue("pg_url")
     tpe = write_spec(
@@ -130,11 +135,11 @@ def test_three_drivers_at_once_are_exact(write_spec, sqlite_url, request, tmp_pa
         workers=1,
         extra='space = "paper-grid"',
     )
+    drivers = [run_driver(path, url, tmp_path / "c") for path in (tpe, grid) for _ in range(3)]
+    for proc in drivers:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
     for path in (tpe, grid):
-        drivers = [run_driver(path, url, tmp_path / "c") for _ in range(3)]
-        for proc in drivers:
-            out, _ = proc.communicate(timeout=600)
-            assert proc.returncode == 0, out
         check_exact(url, load_spec(path))
     weight_decays = [0.0, *(5e-4 / 2**k for k in range(7))]
     points = sorted(t.params["weight_decay"] for t in trials_of(url, load_spec(grid))["sgd"])

@@ -30,8 +30,9 @@ from .conftest import TINY
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
     # A small search in-process (20-40 s on 2 busy cores), then the server and seven Chromium
-    # launches (3-6 s each).
+    # launches (3-6 s each); the search is a module fixture, run once on one worker.
     pytest.mark.slow,
+    pytest.mark.xdist_group("dashboard"),
     pytest.mark.skipif(
         CHROMIUM is None,
         reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)",

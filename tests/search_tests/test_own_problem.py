@@ -110,32 +110,23 @@ def test_own_model_and_dataset_search_export_retrain(tmp_path):
     assert run_["hparams"] == exported and run_["status"] == "completed"
 
 
+@pytest.mark.xdist_group("two-node")
 def test_own_problem_on_a_two_node_cluster_gets_its_module_shipped(
-    tmp_path, monkeypatch, no_shared_ray
+    tmp_path, monkeypatch, no_shared_ray, two_node_cluster
 ):
-    import ray
-    from ray.cluster_utils import Cluster
-
     (tmp_path / "my_problem.py").write_text(MODULE)
     (tmp_path / "mine.toml").write_text(SPEC)
     monkeypatch.syspath_prepend(str(tmp_path))  # the driver imports it; the nodes do not
     spec = load_spec(tmp_path / "mine.toml", {"optimizers": ["sgd"]})
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    try:
-        run(
-            spec,
-            storage_url=url,
-            ray_address=cluster.address,
-            heartbeat_interval=2,
-            checkpoint_dir=tmp_path / "checkpoints",
-            say=print,
-        )
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    run(
+        spec,
+        storage_url=url,
+        ray_address=two_node_cluster.address,
+        heartbeat_interval=2,
+        checkpoint_dir=tmp_path / "checkpoints",
+        say=print,
+    )
     trials = check_exact(url, spec)["sgd"]
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.user_attrs["worker"]["node"] for t in trials_of(url, spec)["sgd"]}) == 2

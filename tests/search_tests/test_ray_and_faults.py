@@ -9,6 +9,7 @@ import time
 import pytest
 from optuna.trial import TrialState
 
+import run_search
 from search import counted_trials, load_spec, run
 
 from .conftest import run_cli, trials_of, wait_for
@@ -27,29 +28,20 @@ def _check_consistent(spec, url):
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
+@pytest.mark.xdist_group("two-node")
 def test_trials_run_on_both_nodes_of_a_two_node_cluster(
-    tiny_spec, sqlite_url, tmp_path, no_shared_ray
+    tiny_spec, sqlite_url, tmp_path, no_shared_ray, two_node_cluster
 ):
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
     # One CPU per trial and one per node: two trials at once must use both nodes.
     spec = tiny_spec(optimizers=("sgd",), n_trials=2, epochs=1, train_subset=64, workers=2)
-    try:
-        run(
-            spec,
-            storage_url=sqlite_url,
-            ray_address=cluster.address,
-            heartbeat_interval=2,
-            checkpoint_dir=tmp_path / "checkpoints",
-            say=print,
-        )
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    run(
+        spec,
+        storage_url=sqlite_url,
+        ray_address=two_node_cluster.address,
+        heartbeat_interval=2,
+        checkpoint_dir=tmp_path / "checkpoints",
+        say=print,
+    )
     trials = trials_of(sqlite_url, spec)["sgd"]
     assert len({t.user_attrs["worker"]["node"] for t in trials}) == 2
     assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -118,7 +110,7 @@ def test_a_hung_trial_fails_with_its_reason_and_the_study_goes_on(
 
 
 def test_ctrl_c_to_the_cli_leaves_nothing_running_and_the_rerun_finishes(
-    write_spec, sqlite_url, tmp_path
+    write_spec, sqlite_url, tmp_path, shared_ray
 ):
     path = write_spec(optimizers=("sgd",), n_trials=3, epochs=3, train_subset=128, workers=2)
     spec = load_spec(path)
@@ -155,7 +147,6 @@ def test_ctrl_c_to_the_cli_leaves_nothing_running_and_the_rerun_finishes(
     states = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in trials]
     assert 0 in [t.system_attrs["failed_trial"] for t in requeued], (out, states)
 
-    again = run_cli(args)
-    out, _ = again.communicate(timeout=300)
-    assert again.returncode == 0, out
+    # The same command again, in this process on its shared Ray: it finishes the study.
+    assert run_search.main(args) == 0
     _check_consistent(spec, sqlite_url)

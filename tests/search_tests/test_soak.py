@@ -1,4 +1,4 @@
-"""Soak: 60 short trials on SQLite with two Ray runners while runners are killed, six times, at
+"""Soak: 60 short trials on SQLite with two Ray runners while runners are killed, three times, at
 planned moments (through the trial-function seam, not timing). Each killed trial runs again on
 a fresh runner and resumes from its checkpoint: nothing is lost, no finished epoch is trained
 twice, nothing stays RUNNING, export_best.py succeeds."""
@@ -23,11 +23,10 @@ def test_sixty_trials_survive_planned_runner_kills(write_spec, sqlite_url, tmp_p
     path = write_spec(name="soak", optimizers=OPTIMIZERS, n_trials=20, epochs=3,
                       train_subset=256, pruner="hyperband", workers=2)  # fmt: skip
     spec, checkpoints = load_spec(path), tmp_path / "checkpoints"
-    # Two kills per study, after epoch 1 (every trial trains it, pruned or not).
+    # A kill in each study, after epoch 1 (every trial trains it, pruned or not).
     kills = [
         {"study": spec.study_name(opt), "trial": trial, "epoch": 1, "kind": "kill"}
-        for opt in OPTIMIZERS
-        for trial in (3, 11)
+        for opt, trial in zip(OPTIMIZERS, (3, 9, 15), strict=True)
     ]
     write_plan(checkpoints, *kills)
     proc = run_cli(["--study", str(path), "--storage", sqlite_url, "--heartbeat", "1",
@@ -47,7 +46,7 @@ def test_sixty_trials_survive_planned_runner_kills(write_spec, sqlite_url, tmp_p
             for attempt in t.user_attrs.get("attempts", []):
                 retrained += max(0, attempt["reported_before"] - attempt["resumed_from"])
         resumed = {t.number for t in trials if "attempts" in t.user_attrs}
-        assert resumed == {3, 11}, (opt, resumed)
+        assert resumed == {k["trial"] for k in kills if k["study"] == spec.study_name(opt)}
     assert retrained == 0
     assert not list(checkpoints.rglob("*.pt"))
 
