@@ -147,7 +147,7 @@ class _Search:
         ours = self.inflight.ids()
         for opt, study in self.studies.items():
             trials = study.get_trials(deepcopy=False)
-            if any(t.state == TrialState.RUNNING and t._trial_id not in ours for t in trials):
+            if _not_ours(trials, ours):
                 failed = fail_stale(self.storage, study, self.grace_s, ours)
                 if failed:
                     self.say(
@@ -168,12 +168,7 @@ class _Search:
         """Trials another driver runs (or a stopped client left: they go stale, then are queued
         again)."""
         ours = self.inflight.ids()
-        return [
-            (opt, t)
-            for opt, trials in snapshot.items()
-            for t in trials
-            if t.state == TrialState.RUNNING and t._trial_id not in ours
-        ]
+        return [(opt, t) for opt, trials in snapshot.items() for t in _not_ours(trials, ours)]
 
     def announce_wait(self, foreign: list[tuple[str, FrozenTrial]]) -> None:
         ids = frozenset(t._trial_id for _, t in foreign)
@@ -372,6 +367,11 @@ class _Search:
         for flight in self.inflight:
             self.executor.cancel(flight.handle)
         self.executor.close()
+
+
+def _not_ours(trials: list[FrozenTrial], ours: set[int]) -> list[FrozenTrial]:
+    """The RUNNING trials this driver did not launch."""
+    return [t for t in trials if t.state == TrialState.RUNNING and t._trial_id not in ours]
 
 
 def _prepare(
