@@ -6,10 +6,10 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torchvision.datasets import CIFAR10, CIFAR100, SVHN
 
 from ._cache import dataset_cache
 from ._registry import DatasetInfo
@@ -28,14 +28,18 @@ __all__ = [
 DATA_DIR_ENV_VAR = "SPHERICAL_BN_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/spherical-bn/datasets"
 
-_TorchvisionCls = type[CIFAR10] | type[SVHN]
+if TYPE_CHECKING:
+    from torchvision.datasets import CIFAR10, SVHN
 
-# name -> (torchvision class, root relative to the data dir). SVHN keeps its .mat files directly
-# in `root`, so it gets a folder of its own; CIFAR brings its own (cifar-10-batches-py, ...).
-_TORCHVISION: dict[str, tuple[_TorchvisionCls, str]] = {
-    "cifar10": (CIFAR10, ""),
-    "cifar100": (CIFAR100, ""),
-    "svhn": (SVHN, "svhn"),
+    _TorchvisionCls = type[CIFAR10] | type[SVHN]
+
+# name -> (torchvision class name, root relative to the data dir). SVHN keeps its .mat files
+# directly in `root`, so it gets a folder of its own; CIFAR brings its own (cifar-10-batches-py,
+# ...). torchvision is imported when one is read (its import alone takes a second or more).
+_TORCHVISION: dict[str, tuple[str, str]] = {
+    "cifar10": ("CIFAR10", ""),
+    "cifar100": ("CIFAR100", ""),
+    "svhn": ("SVHN", "svhn"),
 }
 
 # The digits set has no official test split. Every 6th image (index % 6 == 0, 300 images) is
@@ -122,7 +126,10 @@ def _load_raw(
 ) -> RawDataset:
     if info.name == "digits":
         return _load_digits(with_test)
-    cls, subdir = _TORCHVISION[info.name]
+    import torchvision.datasets
+
+    class_name, subdir = _TORCHVISION[info.name]
+    cls = getattr(torchvision.datasets, class_name)
     root = resolve_data_dir(data_dir) / subdir
     splits = ("train", "test") if with_test else ("train",)
     if not download:
@@ -145,9 +152,15 @@ def _load_raw(
     return RawDataset(*_to_tensors(train), test_images, test_labels)
 
 
+def _cifar10() -> type[CIFAR10]:
+    from torchvision.datasets import CIFAR10
+
+    return CIFAR10
+
+
 def _required_files(cls: _TorchvisionCls, splits: tuple[str, ...]) -> list[str]:
     """Files (relative to the torchvision root) that the class reads for ``splits``."""
-    if issubclass(cls, CIFAR10):
+    if issubclass(cls, _cifar10()):
         lists = {"train": cls.train_list, "test": cls.test_list}
         names = [f for split in splits for f, _ in lists[split]] + [cls.meta["filename"]]
         return [f"{cls.base_folder}/{name}" for name in names]
@@ -175,7 +188,7 @@ def _without_md5(cls: _TorchvisionCls) -> _TorchvisionCls:
     """Subclass of ``cls`` whose md5s are None: torchvision's check_integrity then only checks
     that each file exists, and the files are still read and parsed as usual."""
     attrs: dict[str, object]
-    if issubclass(cls, CIFAR10):
+    if issubclass(cls, _cifar10()):
         attrs = {
             "train_list": [[f, None] for f, _ in cls.train_list],
             "test_list": [[f, None] for f, _ in cls.test_list],
@@ -190,19 +203,19 @@ def _without_md5(cls: _TorchvisionCls) -> _TorchvisionCls:
 def _train_only(cls: _TorchvisionCls) -> _TorchvisionCls:
     """``cls`` without the test files in CIFAR's integrity check, which otherwise reads (md5)
     and requires them even for ``train=True``; SVHN only ever checks the split it reads."""
-    if not issubclass(cls, CIFAR10):
+    if not issubclass(cls, _cifar10()):
         return cls
     return type(f"TrainOnly{cls.__name__}", (cls,), {"test_list": []})
 
 
 def _split_kwargs(cls: _TorchvisionCls, split: str) -> dict[str, object]:
-    if issubclass(cls, CIFAR10):
+    if issubclass(cls, _cifar10()):
         return {"train": split == "train"}
     return {"split": split}
 
 
 def _to_tensors(dataset: CIFAR10 | SVHN) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(dataset, CIFAR10):
+    if isinstance(dataset, _cifar10()):
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2)  # (N, H, W, C) -> NCHW
         labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
     else:

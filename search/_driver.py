@@ -52,7 +52,7 @@ from ._studies import (
     launchable,
     lineage_root,
 )
-from ._trial import TrialJob, TrialOutcome, quiet_optuna, run_trial
+from ._trial import TrialJob, TrialOutcome, quiet_optuna, run_trial, warm_up
 
 #: Times a trial whose runner died runs again in the same driver (from its last checkpoint)
 #: before it fails with the reason.
@@ -442,13 +442,10 @@ def run(
         try:
             if executor == "ray":
                 owned = start_ray(ray_address, root / "ray.log", shipped_modules(spec))
-                warm_up = functools.partial(
-                    inspect_setting,
-                    spec.dataset,
-                    spec.model,
-                    data_dir=data_dir,
-                    augment=spec.augment,
+                warm = functools.partial(
+                    warm_up, spec, absolute_url(storage_url), data_dir, outage_s
                 )
+
                 pool_ = RayRunners(
                     ray_address,
                     res.cpus_per_trial,
@@ -457,7 +454,7 @@ def run(
                     say,
                     owned=owned,
                     workers=res.workers,
-                    warm_up=warm_up,
+                    warm_up=warm,
                 )
             else:
                 pool_ = InProcess(trial_fn)

@@ -113,8 +113,15 @@ def figure(dataset: str, model: str, rows: Sequence[SearchedStudy]) -> bytes:
                 linewidth=0.8,
                 alpha=0.7,
             )
-    lows = [100 * r.best.score for r in rows]
-    bars.set_xlim(max(0.0, min(lows) - 5), min(100.0, max(lows) + 2))
+    spans = [
+        (100 * (r.best.score - e), 100 * (r.best.score + e))
+        for r in rows
+        for e in [statistics.pstdev(r.best.confirmations.values()) if r.best.confirmed else 0.0]
+    ]
+    low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+    bars.set_xlim(
+        max(0.0, low - 0.2 * (high - low) - 1), min(100.0, high + 0.1 * (high - low) + 0.5)
+    )
     bars.set_yticks(range(len(rows)), names)
     bars.invert_yaxis()
     bars.set_xlabel("validation accuracy (%): confirmed mean ± std; hatched: unconfirmed")
@@ -150,8 +157,9 @@ def write_report(
     written = []
     for (dataset, model), best in sorted(by_setting.items()):
         rows = sorted(best.values(), key=lambda r: r.rank(), reverse=True)
-        stem = directory / file_stem(dataset, model)
-        atomic_write(stem.with_suffix(".md"), markdown(dataset, model, rows, storage_url))
-        atomic_write(stem.with_suffix(".png"), figure(dataset, model, rows))
-        written += [stem.with_suffix(".md"), stem.with_suffix(".png")]
+        # Appended, not with_suffix: an import path's dots are not a suffix.
+        table, plot = (directory / f"{file_stem(dataset, model)}{ext}" for ext in (".md", ".png"))
+        atomic_write(table, markdown(dataset, model, rows, storage_url))
+        atomic_write(plot, figure(dataset, model, rows))
+        written += [table, plot]
     return written

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import optuna
 
-from training import CHECKPOINT_NAME, CheckpointError, CheckpointWriteError, train
+from training import CHECKPOINT_NAME, CheckpointError, CheckpointWriteError, inspect_setting, train
 from training._checkpoint import load_checkpoint
 
 from ._sampling import make_pruner
@@ -89,6 +89,13 @@ def node_name() -> str:
     if ray is not None and ray.is_initialized():
         return ray.get_runtime_context().get_node_id()
     return socket.gethostname()
+
+
+def warm_up(spec: StudySpec, storage_url: str, data_dir: str | None, outage_s: float) -> None:
+    """What a runner does before its first trial: the imports, the dataset into the process's
+    cache, a model built, the storage opened (its engine and Optuna's schema check)."""
+    inspect_setting(spec.dataset, spec.model, data_dir=data_dir, augment=spec.augment)
+    open_storage(storage_url, outage_s=outage_s)
 
 
 _STUDIES: dict[tuple[str, str, bool], optuna.Study] = {}

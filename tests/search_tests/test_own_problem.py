@@ -42,8 +42,8 @@ def net(num_classes, in_channels):
 
 SPEC = """
 name = "mine"
-dataset = "my_problem:data"
-model = "my_problem:net"
+dataset = "my_pkg.problem:data"
+model = "my_pkg.problem:net"
 optimizers = ["adamsrt", "sgd"]
 epochs = 2
 n_trials = 4
@@ -65,6 +65,13 @@ workers = 2
 """
 
 
+def _write_package(root: Path) -> None:
+    """``my_pkg/problem.py``: a package of one's own (a cluster gets its directory)."""
+    (root / "my_pkg").mkdir()
+    (root / "my_pkg" / "__init__.py").write_text("")
+    (root / "my_pkg" / "problem.py").write_text(MODULE)
+
+
 def _within_the_space(trials) -> None:
     for t in trials:
         hp = t.user_attrs["hparams"]
@@ -81,7 +88,7 @@ def _cli(cwd: Path, *args: str) -> str:
 
 
 def test_own_model_and_dataset_search_export_retrain(tmp_path):
-    (tmp_path / "my_problem.py").write_text(MODULE)
+    _write_package(tmp_path)
     (tmp_path / "mine.toml").write_text(SPEC)
     _cli(tmp_path, str(ROOT / "run_search.py"), "--study", "mine.toml")
     spec = load_spec(tmp_path / "mine.toml")
@@ -91,18 +98,20 @@ def test_own_model_and_dataset_search_export_retrain(tmp_path):
         _within_the_space(trials)
 
     out = _cli(tmp_path, str(ROOT / "export_best.py"), "--report", "report")
-    assert "my_problem:data/my_problem:net/adamsrt" in out
+    assert "my_pkg.problem:data/my_pkg.problem:net/adamsrt" in out
     table, _ = load_best_hyper_parameters(tmp_path / "best_hyper_parameters.py")
-    exported = table["my_problem:data"]["my_problem:net"]["sgd"]
-    assert (tmp_path / "report" / "my_problem_data-my_problem_net.md").is_file()
+    exported = table["my_pkg.problem:data"]["my_pkg.problem:net"]["sgd"]
+    report = sorted(p.name for p in (tmp_path / "report").iterdir())
+    stem = "my_pkg.problem_data-my_pkg.problem_net"
+    assert report == [f"{stem}.md", f"{stem}.png"]
 
     _cli(
         tmp_path,
         str(ROOT / "training_example.py"),
         "--optimizer=sgd",
         "--epochs=1",
-        "--model=my_problem:net",
-        "--dataloader=my_problem:data",
+        "--model=my_pkg.problem:net",
+        "--dataloader=my_pkg.problem:data",
         "--no-progress",
         "--output=retrain",
     )
@@ -114,7 +123,7 @@ def test_own_model_and_dataset_search_export_retrain(tmp_path):
 def test_own_problem_on_a_two_node_cluster_gets_its_module_shipped(
     tmp_path, monkeypatch, no_shared_ray, two_node_cluster
 ):
-    (tmp_path / "my_problem.py").write_text(MODULE)
+    _write_package(tmp_path)
     (tmp_path / "mine.toml").write_text(SPEC)
     monkeypatch.syspath_prepend(str(tmp_path))  # the driver imports it; the nodes do not
     spec = load_spec(tmp_path / "mine.toml", {"optimizers": ["sgd"]})
