@@ -89,12 +89,26 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise CheckpointWriteError(path, err) from err
 
 
+#: Times :func:`make_checkpoint_dir` creates a directory whose parent vanished meanwhile.
+_MKDIR_TRIES = 5
+
+
 def make_checkpoint_dir(directory: Path) -> None:
-    """Create ``directory`` (and its parents); ``CheckpointWriteError`` if it cannot be."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CheckpointWriteError(directory / CHECKPOINT_NAME, err) from err
+    """Create ``directory`` (and its parents); ``CheckpointWriteError`` if it cannot be.
+
+    A search removes a study's directory once its last trial's checkpoints are gone, so a
+    parent this call has just made can vanish before the child is made in it; that is tried
+    again, not reported as a write error.
+    """
+    for attempt in range(1, _MKDIR_TRIES + 1):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError as err:
+            if attempt == _MKDIR_TRIES:
+                raise CheckpointWriteError(directory / CHECKPOINT_NAME, err) from err
+        except OSError as err:
+            raise CheckpointWriteError(directory / CHECKPOINT_NAME, err) from err
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -175,6 +175,25 @@ def test_a_file_where_the_checkpoint_directory_should_be(tmp_path: Path) -> None
     assert "(ENOTDIR)" in text and info.value.errno == errno.ENOTDIR
 
 
+def test_a_parent_removed_while_the_directory_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search removes a study's directory once it is empty: when that lands between the
+    study's directory being made and the trial's being made in it, the trial still trains."""
+    study, real_mkdir, removed = tmp_path / "study", os.mkdir, []
+
+    def mkdir_then_lose_the_parent(path, mode=0o777, **kwargs):
+        real_mkdir(path, mode, **kwargs)
+        if Path(path) == study and not removed:
+            os.rmdir(study)  # another trial's clean-up, just after this one made it
+            removed.append(study)
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_lose_the_parent)
+    result = train(tiny_config("sgd", epochs=1, checkpoint_dir=study / "trial-1"))
+    assert removed == [study] and result.epochs_run == 1
+    assert load_checkpoint(study / "trial-1" / CHECKPOINT_NAME)["epoch"] == 1
+
+
 def test_a_checkpoint_directory_name_too_long(tmp_path: Path) -> None:
     directory = tmp_path / ("d" * 300)
     with pytest.raises(CheckpointWriteError) as info:
