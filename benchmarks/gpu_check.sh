@@ -2,7 +2,8 @@
 # The GPU figures, in one short run (≤ 8 minutes on one modern GPU): optimizer step ratios on
 # CUDA, eager and compiled; resnet20 / resnet18 epoch times on CIFAR-shaped data with the
 # device-resident loader against a standard DataLoader; and trainer epochs with --compile,
-# bf16 and channels_last (offline digits: the GPU machine has no network). Record the output
+# bf16 and channels_last (offline digits: the GPU machine has no network); and 1, 2 and 4
+# resnet20 trials at once on the one GPU (how many to pack per GPU). Record the output
 # in benchmarks/BENCHMARKS.md with the GPU's name.
 #
 #     bash benchmarks/gpu_check.sh            # from the repository root, in the project's venv
@@ -32,3 +33,5 @@ part 90 python benchmarks/train_throughput.py --device cuda --epochs 3 --repeats
 echo "== trainer epochs: --compile, bf16, channels_last (resnet20, adamsrt, offline digits) =="
 part 60 python training_example.py --optimizer adamsrt --model resnet20 --dataloader digits \
     --epochs 2 --device cuda --compile --bf16 --channels-last --no-progress
+echo "== trials packed on one GPU: 1, 2 and 4 at once (gpus_per_trial 1, 0.5, 0.25), total epochs/s =="
+part 150 python benchmarks/gpu_packing.py --epochs 3 --images 10000

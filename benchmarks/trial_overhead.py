@@ -32,6 +32,8 @@ from search import TrialJob, TrialOutcome, load_spec, open_storage, run, run_tri
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("open", "study", "data", "model", "epochs", "checkpoint", "report", "attrs")
+# Timed around the phases it contains: what the trainer does besides them is reported apart.
+TRAIN = "train"
 
 _spent: collections.Counter = collections.Counter()
 
@@ -61,6 +63,7 @@ def _instrument() -> None:
     loop.build_loaders = _timed("data", loop.build_loaders)
     loop.build_model = _timed("model", loop.build_model)
     loop.save_checkpoint = _timed("checkpoint", loop.save_checkpoint)
+    trial_module.train = _timed(TRAIN, trial_module.train)
     loop._Stepper.train_epoch = _timed("epochs", loop._Stepper.train_epoch)
     loop._Stepper.evaluate = _timed("epochs", loop._Stepper.evaluate)
     optuna.Trial.report = _timed("report", optuna.Trial.report)
@@ -76,7 +79,7 @@ def timed_trial(job: TrialJob) -> TrialOutcome:
     start = time.time()
     outcome = run_trial(job)
     end = time.time()
-    timing = {p: round(_spent[p], 4) for p in PHASES}
+    timing = {p: round(_spent[p], 4) for p in (*PHASES, TRAIN)}
     timing.update(start=start, end=end, pid=os.getpid())
     return dataclasses.replace(outcome, attrs={**outcome.attrs, "timing": timing})
 
@@ -91,7 +94,12 @@ def report(
         total = sum(t[phase] for t in timed)
         rows.append((phase, total))
     in_trials = sum(t["end"] - t["start"] for t in timed)
-    rows.append(("rest of the trial", in_trials - sum(v for _, v in rows)))
+    inside = ("data", "model", "epochs", "checkpoint")  # the trainer's own phases
+    setup = sum(t[TRAIN] - sum(t[p] for p in inside) for t in timed) - sum(
+        t["report"] for t in timed
+    )  # reports run inside train() too, from its on_epoch callback
+    rows.append(("trainer, besides the above", setup))
+    rows.append(("trial bookkeeping", in_trials - sum(v for _, v in rows)))
     gaps = []
     by_pid = collections.defaultdict(list)
     for t in timed:
