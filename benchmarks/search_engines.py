@@ -5,8 +5,9 @@ SQLite file per engine.
     python benchmarks/search_engines.py [--spec studies/demo.toml] [--optimizer adamsrt]
         [--trials 12] [--epochs 8] [--workers 2] [--repeats 1]
 
-- search: ``search.run(spec, executor="ray")`` — the driver asks TPE, one Ray task per trial
-  reports each epoch and asks the spec's Optuna pruner.
+- search: ``search.run(spec, executor="ray")`` — the driver asks TPE and hands each trial to
+  one of its warm Ray runners (one actor per slot), which reports each epoch and asks the
+  spec's Optuna pruner.
 - optuna: ``workers`` processes, each ``study.optimize`` on one study with TPE and the spec's
   pruner, ``MaxTrialsCallback`` capping the total.
 - tune: ``Tuner`` with ``OptunaSearch`` (TPE over search/_space.py's space) and an
