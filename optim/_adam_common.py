@@ -14,11 +14,12 @@ reduction and one pointwise pass over each tensor, and no copy of x_old.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ._batching import UnitBatch, Workspace
+from ._batching import UnitBatch, Workspace, plan, take
 from ._layout import FilterLayout, unit_dot
 
 # Single-tensor (reference) form.
@@ -161,6 +162,41 @@ def multi_tensor_adam_elementwise_(
     torch._foreach_div_(denom, [math.sqrt(bc2) for _, bc2 in bcs])
     torch._foreach_add_(denom, eps)
     torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / bc1 for bc1, _ in bcs])
+
+
+#: The per-unit step of one rule on one batch of the plan: (params, grads, exp_avgs,
+#: exp_avg_sqs, layouts, bias corrections, workspace, lr=, beta1=, beta2=, eps=).
+UnitStep = Callable[..., None]
+
+
+def multi_tensor_step(
+    units: UnitStep,
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    layouts: list[FilterLayout | None],
+    *,
+    workspace: Workspace,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """The multi-tensor form every Adam-family rule shares: t ← t + 1 and the bias corrections,
+    the element-wise tensors as torch.optim.Adam's multi-tensor step, and ``units`` (the rule's
+    own part) on each batch of filter tensors the CPU batching plan makes. ``weight_decay`` is
+    the element-wise tensors'; a rule that decays its units binds its own into ``units``."""
+    bcs = multi_tensor_advance_steps(steps, beta1, beta2)
+    hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps}
+    for plain, unit_sets in plan(params, layouts):
+        if plain:
+            lists = take(plain, params, grads, exp_avgs, exp_avg_sqs, bcs)
+            multi_tensor_adam_elementwise_(*lists, workspace, weight_decay=weight_decay, **hp)
+        for idx in unit_sets:
+            units(*take(idx, params, grads, exp_avgs, exp_avg_sqs, layouts, bcs), workspace, **hp)
 
 
 def multi_tensor_advance_steps(

@@ -20,8 +20,7 @@ from ._adam_common import (
     adam_elementwise_,
     advance_steps,
     first_moment_,
-    multi_tensor_adam_elementwise_,
-    multi_tensor_advance_steps,
+    multi_tensor_step,
     norm_and_dot_after_step,
     unit_moments_and_sums,
     unit_second_moment_,
@@ -30,7 +29,7 @@ from ._adam_common import (
     unit_sums,
 )
 from ._adam_family import AdamFamily
-from ._batching import Workspace, plan, take
+from ._batching import Workspace
 from ._docs import CHANNEL_DOC, PARAMS_DOC, REFERENCE
 from ._layout import FilterLayout, stat_dtype
 
@@ -105,7 +104,8 @@ def adamg(
     hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
     tensor_lists = (params, grads, exp_avgs, exp_avg_sqs, steps, layouts)
     if foreach:
-        _multi_tensor_adamg(*tensor_lists, workspace=workspace or Workspace(), **hp)
+        units = _adamg_units
+        multi_tensor_step(units, *tensor_lists, workspace=workspace or Workspace(), **hp)
     else:
         _single_tensor_adamg(*tensor_lists, **hp)
 
@@ -142,32 +142,6 @@ def _single_tensor_adamg(
         inv = 1 / (xx.sqrt() * b.sqrt() + eps)
         m.copy_(m * (b * inv) - p * (e * inv))  # T on the first moment
         p.div_(b.sqrt() + eps)  # back onto the unit sphere
-
-
-def _multi_tensor_adamg(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    steps: list[Tensor],
-    layouts: list[FilterLayout | None],
-    *,
-    workspace: Workspace,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-) -> None:
-    bcs = multi_tensor_advance_steps(steps, beta1, beta2)
-    hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps}
-    for plain, unit_sets in plan(params, layouts):
-        if plain:
-            lists = take(plain, params, grads, exp_avgs, exp_avg_sqs, bcs)
-            multi_tensor_adam_elementwise_(*lists, workspace, weight_decay=weight_decay, **hp)
-        for idx in unit_sets:
-            lists = take(idx, params, grads, exp_avgs, exp_avg_sqs, layouts, bcs)
-            _adamg_units(*lists, workspace, **hp)
 
 
 def _adamg_units(

@@ -9,6 +9,7 @@ so channels_last weights work, and a multi-tensor path does the whole step in a 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -20,14 +21,13 @@ from ._adam_common import (
     advance_steps,
     decayed,
     first_moment_,
-    multi_tensor_adam_elementwise_,
-    multi_tensor_advance_steps,
+    multi_tensor_step,
     unit_moments_and_grad_norms,
     unit_second_moment_,
     unit_second_moments_and_steps,
 )
 from ._adam_family import AdamFamily
-from ._batching import Workspace, plan, take
+from ._batching import Workspace
 from ._docs import ADAM_ARGS_DOC, REFERENCE
 from ._layout import FilterLayout, stat_dtype
 
@@ -91,7 +91,8 @@ def adams(
     hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
     tensor_lists = (params, grads, exp_avgs, exp_avg_sqs, steps, layouts)
     if foreach:
-        _multi_tensor_adams(*tensor_lists, workspace=workspace or Workspace(), **hp)
+        units = functools.partial(_adams_units, weight_decay=weight_decay)
+        multi_tensor_step(units, *tensor_lists, workspace=workspace or Workspace(), **hp)
     else:
         _single_tensor_adams(*tensor_lists, **hp)
 
@@ -124,32 +125,6 @@ def _single_tensor_adams(
         _, denom = unit_second_moment_(v, g, layout, dtype, bc2, beta2=beta2, eps=eps)
         s = lr / bc1 * math.sqrt(layout.size) / denom  # x_new = x − s·m
         p.sub_(m.to(dtype) * s)
-
-
-def _multi_tensor_adams(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    steps: list[Tensor],
-    layouts: list[FilterLayout | None],
-    *,
-    workspace: Workspace,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-) -> None:
-    bcs = multi_tensor_advance_steps(steps, beta1, beta2)
-    hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
-    for plain, unit_sets in plan(params, layouts):
-        if plain:
-            lists = take(plain, params, grads, exp_avgs, exp_avg_sqs, bcs)
-            multi_tensor_adam_elementwise_(*lists, workspace, **hp)
-        for idx in unit_sets:
-            lists = take(idx, params, grads, exp_avgs, exp_avg_sqs, layouts, bcs)
-            _adams_units(*lists, workspace, **hp)
 
 
 def _adams_units(

@@ -9,6 +9,7 @@ so channels_last weights work, and a multi-tensor path does the whole step in a 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -20,8 +21,7 @@ from ._adam_common import (
     advance_steps,
     decayed,
     first_moment_,
-    multi_tensor_adam_elementwise_,
-    multi_tensor_advance_steps,
+    multi_tensor_step,
     norm_and_dot_after_step,
     unit_moments_and_sums,
     unit_second_moment_,
@@ -30,7 +30,7 @@ from ._adam_common import (
     unit_sums,
 )
 from ._adam_family import AdamFamily
-from ._batching import Workspace, plan, take
+from ._batching import Workspace
 from ._docs import ADAM_ARGS_DOC, REFERENCE
 from ._layout import FilterLayout, stat_dtype
 
@@ -94,7 +94,8 @@ def adamsrt(
     hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
     tensor_lists = (params, grads, exp_avgs, exp_avg_sqs, steps, layouts)
     if foreach:
-        _multi_tensor_adamsrt(*tensor_lists, workspace=workspace or Workspace(), **hp)
+        units = functools.partial(_adamsrt_units, weight_decay=weight_decay)
+        multi_tensor_step(units, *tensor_lists, workspace=workspace or Workspace(), **hp)
     else:
         _single_tensor_adamsrt(*tensor_lists, **hp)
 
@@ -136,32 +137,6 @@ def _single_tensor_adamsrt(
         inv = 1 / (b + eps)
         v_unit.mul_(xx * inv)  # R on the second moment
         m.copy_(m * (b * inv) - p * (e * inv))  # R and T on the first moment
-
-
-def _multi_tensor_adamsrt(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    steps: list[Tensor],
-    layouts: list[FilterLayout | None],
-    *,
-    workspace: Workspace,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-) -> None:
-    bcs = multi_tensor_advance_steps(steps, beta1, beta2)
-    hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
-    for plain, unit_sets in plan(params, layouts):
-        if plain:
-            lists = take(plain, params, grads, exp_avgs, exp_avg_sqs, bcs)
-            multi_tensor_adam_elementwise_(*lists, workspace, **hp)
-        for idx in unit_sets:
-            lists = take(idx, params, grads, exp_avgs, exp_avg_sqs, layouts, bcs)
-            _adamsrt_units(*lists, workspace, **hp)
 
 
 def _adamsrt_units(
