@@ -20,8 +20,15 @@ OPTIMIZERS = ("adams", "adamsrt", "adam")
 
 
 def test_sixty_trials_survive_planned_runner_kills(write_spec, sqlite_url, tmp_path):
-    path = write_spec(name="soak", optimizers=OPTIMIZERS, n_trials=20, epochs=3,
-                      train_subset=256, pruner="hyperband", workers=2)  # fmt: skip
+    path = write_spec(
+        name="soak",
+        optimizers=OPTIMIZERS,
+        n_trials=20,
+        epochs=3,
+        train_subset=256,
+        pruner="hyperband",
+        workers=2,
+    )
     spec, checkpoints = load_spec(path), tmp_path / "checkpoints"
     # A kill in each study, after epoch 1 (every trial trains it, pruned or not).
     kills = [
@@ -29,8 +36,19 @@ def test_sixty_trials_survive_planned_runner_kills(write_spec, sqlite_url, tmp_p
         for opt, trial in zip(OPTIMIZERS, (3, 9, 15), strict=True)
     ]
     write_plan(checkpoints, *kills)
-    proc = run_cli(["--study", str(path), "--storage", sqlite_url, "--heartbeat", "1",
-                    "--checkpoint-dir", str(checkpoints)], faults=True)  # fmt: skip
+    proc = run_cli(
+        [
+            "--study",
+            str(path),
+            "--storage",
+            sqlite_url,
+            "--heartbeat",
+            "1",
+            "--checkpoint-dir",
+            str(checkpoints),
+        ],
+        faults=True,
+    )
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
     assert all(fired_marker(checkpoints, kill).exists() for kill in kills), out
