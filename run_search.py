@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", help="where the datasets live (default: $SPHERICAL_BN_DATA_DIR)"
     )
     run.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch missing dataset files into the data directory before the search starts",
+    )
+    run.add_argument(
         "--heartbeat",
         type=float,
         default=10,
@@ -184,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())  # as `python -m` would: import paths of the user's modules
     # Imported here so that --help answers at once.
-    from data import DatasetNotFoundError, SettingError
+    from data import DatasetChecksumError, DatasetNotFoundError, SettingError
     from search import (
         CheckpointDirError,
         ClusterError,
@@ -226,12 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             heartbeat_interval=args.heartbeat,
             data_dir=args.data_dir,
+            download=args.download,
             checkpoint_dir=args.checkpoint_dir,
         )
     except (
         SpecError,
         StorageError,
         DatasetNotFoundError,
+        DatasetChecksumError,
         SettingError,
         ClusterError,
         CheckpointDirError,

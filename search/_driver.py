@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from training import SettingInfo, inspect_setting
+from training import inspect_setting
 
 from ._checkpoints import check_checkpoint_dir, default_checkpoint_dir, remove_checkpoint
 from ._executors import InProcess, RayRunners, TrialFn, shipped_modules, start_ray
@@ -374,16 +374,6 @@ def _not_ours(trials: list[FrozenTrial], ours: set[int]) -> list[FrozenTrial]:
     return [t for t in trials if t.state == TrialState.RUNNING and t._trial_id not in ours]
 
 
-def _prepare(
-    spec: StudySpec, storage_url: str, outage_s: float, data_dir: str | None
-) -> tuple[ResilientStorage, SettingInfo]:
-    """Open the storage, create the studies, and check the dataset and the model."""
-    setting = inspect_setting(spec.dataset, spec.model, data_dir=data_dir, augment=spec.augment)
-    storage = open_storage(storage_url, role="driver", outage_s=outage_s)
-    create_studies(spec, storage)
-    return storage, setting
-
-
 def _left(spec: StudySpec, storage: ResilientStorage) -> int:
     """Trials to start or to wait for."""
     left = 0
@@ -417,6 +407,7 @@ def run(
     heartbeat_interval: float = 10,
     grace_period: float | None = None,
     data_dir: str | None = None,
+    download: bool = False,
     checkpoint_dir: str | Path | None = None,
     say: Callable[[str], None] = print,
     poll_s: float = 1.0,
@@ -426,6 +417,9 @@ def run(
     """Run the search of ``spec``; the same call again continues the same studies.
 
     ``trial_fn`` runs one trial (default :func:`run_trial`); tests wrap it to inject faults.
+    ``download`` fetches missing dataset files into ``data_dir`` before anything starts.
+    Nothing is written (no storage, no study, no log) before the setting, the checkpoint
+    directory and the Ray cluster have passed their checks.
     Raises :class:`Interrupted` after Ctrl-C or SIGTERM, once the trials in flight are queued
     again, and :class:`SearchStopped` when a checkpoint cannot be written.
     """
@@ -433,11 +427,15 @@ def run(
     root = Path(checkpoint_dir or default_checkpoint_dir(storage_url))
     check_checkpoint_dir(root, spec)
     res = spec.resources
-    # Ray starts, and its runners warm up, while the studies are made and the data is checked
-    # (Ray in this thread: it must).
+    if download:  # before the runners start: they read what it fetches
+        inspect_setting(spec.dataset, spec.model, data_dir=data_dir, download=True)
+    # Ray starts while the dataset and the model are checked (Ray in this thread: it must);
+    # the storage is written once both have passed, while the runners warm up.
     pool_: Any = None
     with concurrent.futures.ThreadPoolExecutor(1) as threads:
-        prepared = threads.submit(_prepare, spec, storage_url, outage_s, data_dir)
+        checked = threads.submit(
+            inspect_setting, spec.dataset, spec.model, data_dir=data_dir, augment=spec.augment
+        )
         owned = False
         try:
             if executor == "ray":
@@ -458,9 +456,11 @@ def run(
                 )
             else:
                 pool_ = InProcess(trial_fn)
-            storage, setting = prepared.result()
+            setting = checked.result()
+            storage = open_storage(storage_url, role="driver", outage_s=outage_s)
+            create_studies(spec, storage)
         except BaseException:
-            concurrent.futures.wait([prepared])
+            concurrent.futures.wait([checked])
             if pool_ is not None:
                 pool_.close()
             elif owned:

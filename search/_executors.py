@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from data._import_path import first_line
+
 from ._spec import StudySpec
 from ._storage import StorageError
 from ._trial import TrialJob, TrialOutcome
@@ -118,14 +120,34 @@ def start_ray(address: str | None, log_path: Path, py_modules: list[str]) -> boo
         env["PYTHONPATH"] = os.pathsep.join(path)
     elif py_modules:
         runtime_env["py_modules"] = py_modules  # the user's model/dataset modules, shipped
-    ray.init(
-        address=address or "local",  # "local": a private Ray, even when `ray start` runs here
-        runtime_env=runtime_env,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-    )
+    try:
+        ray.init(
+            address=address or "local",  # "local": a private Ray, even when `ray start` runs here
+            runtime_env=runtime_env,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    except ConnectionError as exc:  # "auto" with no cluster on this machine, say
+        if address is None:
+            raise
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address}: {first_line(exc)}; "
+            "is `ray start --head` running there?"
+        ) from None
     return True
+
+
+class _FileOnFirstRecord(logging.FileHandler):
+    """A log file (and its directory) made when the first record comes, so a run refused
+    before anything happens leaves no file behind."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, delay=True)
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
 
 
 def _log_ray_to(path: Path) -> None:
@@ -133,8 +155,7 @@ def _log_ray_to(path: Path) -> None:
     with colour codes, straight to stdout; Ray has no switch for them), go to ``path``."""
     import ray._private.worker as ray_worker
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    handler = _FileOnFirstRecord(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     ray_logger = logging.getLogger("ray")
     ray_logger.handlers, ray_logger.propagate = [handler], False

@@ -1,5 +1,6 @@
 """run_search.py as a user meets it: bad input is one line and exit 2 with nothing written,
-an unreachable or too small Ray cluster is one line within seconds, smoke runs stay apart."""
+an unreachable or too small Ray cluster is one line within seconds (nothing written either),
+smoke runs stay apart."""
 
 from __future__ import annotations
 
@@ -69,6 +70,15 @@ def test_an_unreachable_ray_cluster_is_one_line_within_seconds(isolated, capsys,
     err = capsys.readouterr().err
     assert "cannot reach the Ray cluster at 127.0.0.1:1 within 10 s" in err
     assert err.count("\n") == 1
+    assert list(isolated.iterdir()) == []  # no storage, no checkpoint directory, no Ray log
+
+
+def test_a_bad_model_on_ray_writes_nothing(isolated, capsys, shared_ray):
+    """The setting is checked while Ray starts; the storage is written only once it passed."""
+    assert run_search.main(["--smoke-test", "--model", "no_such_module:net"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no_such_module" in err and err.count("\n") == 1
+    assert list(isolated.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -79,6 +89,7 @@ def test_resources_no_node_can_give_are_one_line(isolated, capsys, no_shared_ray
     assert run_search.main(["--smoke-test", "--cpus-per-trial", too_many]) == 2
     err = capsys.readouterr().err
     assert f"cpus_per_trial must be at most {os.cpu_count()}" in err and err.count("\n") == 1
+    assert list(isolated.iterdir()) == []
 
 
 def test_a_smoke_test_never_feeds_the_default_export(isolated, capsys, write_smoke_spec):
@@ -112,6 +123,7 @@ def test_every_flag_reaches_the_studies(isolated, write_smoke_spec):
         "--set",
         "space.lr={low=1e-3, high=2e-3, log=true}",
         "--no-augment",
+        "--download",  # digits ships with scikit-learn: nothing to fetch, the flag is accepted
     ]
     assert run_search.main(args) == 0
     spec = load_spec(write_smoke_spec)
