@@ -128,7 +128,8 @@ class _Search:
             if line != last:
                 self.say(f"[{time.time() - self.started:6.0f}s] {line}")
                 last = line
-            self.watch(snapshot)
+            if self.watch(snapshot):
+                continue  # a trial timed out: the snapshot no longer says what runs
             if not self.launch(snapshot):
                 self.executor.release_idle()  # nothing left to start: give the shares back
             if not len(self.inflight):
@@ -250,10 +251,10 @@ class _Search:
         self.inflight.add(Flight(study, trial._trial_id, job, handle))
         return True
 
-    def watch(self, snapshot: dict[str, list[FrozenTrial]]) -> None:
+    def watch(self, snapshot: dict[str, list[FrozenTrial]]) -> int:
         """Note each trial's progress and what its runner reported; fail one with no finished
-        epoch for ``trial_timeout``."""
-        now = time.time()
+        epoch for ``trial_timeout``. Returns how many trials it failed so."""
+        now, timed_out = time.time(), 0
         by_id = {t._trial_id: (opt, t) for opt, trials in snapshot.items() for t in trials}
         for flight in self.inflight:
             if flight.trial_id not in by_id:
@@ -280,6 +281,8 @@ class _Search:
                         f"(trial_timeout) after epoch {epochs}",
                     ),
                 )
+                timed_out += 1
+        return timed_out
 
     def notice(self, opt: str, trial: FrozenTrial) -> None:
         """One line for what a runner recorded that the user should know (once per trial)."""

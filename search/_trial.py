@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+import torch
 
 from training import CHECKPOINT_NAME, CheckpointError, CheckpointWriteError, inspect_setting, train
 from training._checkpoint import load_checkpoint
@@ -93,8 +94,11 @@ def node_name() -> str:
 
 def warm_up(spec: StudySpec, storage_url: str, data_dir: str | None, outage_s: float) -> None:
     """What a runner does before its first trial: the imports, the dataset into the process's
-    cache, a model built, the storage opened (its engine and Optuna's schema check)."""
+    cache, a model built, an optimizer made, the storage opened (its engine and Optuna's schema
+    check). Torch imports its compiler (``torch._dynamo``) when a process makes its first
+    optimizer: 1–5 s that the first trial would otherwise spend before its first epoch."""
     inspect_setting(spec.dataset, spec.model, data_dir=data_dir, augment=spec.augment)
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     open_storage(storage_url, outage_s=outage_s)
 
 
