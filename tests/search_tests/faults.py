@@ -34,6 +34,7 @@ from typing import Any
 from search import TrialJob, TrialOutcome, run_trial
 
 PLAN = "faults.json"
+TERMINATED = "terminated.txt"  # a terminate fault's kills, one line per round
 
 
 def write_plan(checkpoint_root: Path, *faults: dict, **plan: object) -> None:
@@ -68,17 +69,27 @@ def end_outage(database: str) -> None:
     _admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
 
 
-def terminate_connections(database: str) -> None:
-    _admin(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
-    )
+def terminate_connections(database: str) -> int:
+    """Kill every connection to ``database``; how many there were."""
+    with admin_connect() as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return sum(1 for (killed,) in rows if killed)
 
 
-def _terminate_for(database: str, seconds: float, every: float) -> None:
+def terminated_count(root: Path) -> int:
+    """How many connections a ``terminate`` fault under ``root`` has killed so far."""
+    path = root / TERMINATED
+    return sum(map(int, path.read_text().split())) if path.is_file() else 0
+
+
+def _terminate_for(root: Path, database: str, seconds: float, every: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        terminate_connections(database)
+        with open(root / TERMINATED, "a") as log:
+            log.write(f"{terminate_connections(database)}\n")
         time.sleep(every)
 
 
@@ -141,7 +152,7 @@ def trial_with_faults(job: TrialJob) -> TrialOutcome:
         elif kind == "outage-after":
             fired.append(plan)
         elif kind == "terminate":
-            args = (plan["database"], plan["seconds"], plan["every"])
+            args = (root, plan["database"], plan["seconds"], plan["every"])
             threading.Thread(target=_terminate_for, args=args, daemon=True).start()
         elif kind == "restart":
             restart_server()

@@ -16,7 +16,7 @@ import run_search
 from search import create_studies, load_spec, open_storage, run
 
 from .conftest import check_exact, pg_connections, run_driver, trials_of, uninterrupted
-from .faults import fired_marker, trial_with_faults, write_plan
+from .faults import fired_marker, terminated_count, trial_with_faults, write_plan
 
 
 def _sample_peak(database: str, stop: threading.Event, peak: list[int]) -> None:
@@ -81,7 +81,9 @@ def test_connections_killed_every_half_second_then_a_server_restart(
         "say": lines.append,
     }
     run(spec, **search)
-    assert any(line.startswith("storage unreachable") for line in lines), lines
+    # Connections were killed under the search (whether one died inside a query, and so
+    # printed an outage line, rather than idle in its pool, is down to timing).
+    assert terminated_count(checkpoints) > 0, lines
     check_exact(pg_url, spec)
     restart = {"study": spec.study_name("sgd"), "trial": 14, "epoch": 1, "kind": "restart"}
     write_plan(checkpoints, restart)
