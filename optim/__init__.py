@@ -6,6 +6,7 @@ subclasses; ``create_optimizer`` builds them, or torch's Adam, AdamW and SGD, by
 
 from ._factory import (
     OptimInfo,
+    check_hyperparameters,
     create_optimizer,
     get_optimizer_info,
     list_optimizers,
@@ -23,6 +24,7 @@ __all__ = [
     "AdamS",
     "AdamSRT",
     "OptimInfo",
+    "check_hyperparameters",
     "create_optimizer",
     "get_optimizer_info",
     "list_optimizers",

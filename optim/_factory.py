@@ -20,6 +20,7 @@ from .sgd_mrt import SGDMRT
 
 __all__ = [
     "OptimInfo",
+    "check_hyperparameters",
     "create_optimizer",
     "get_optimizer_info",
     "list_optimizers",
@@ -104,13 +105,7 @@ def create_optimizer(
         [True, False]
     """
     info = get_optimizer_info(name)
-    accepted = info.hyperparameters()
-    unknown = sorted(set(hparams) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"optimizer {info.name!r} does not take {unknown}; it takes {sorted(accepted)}"
-        )
-    kwargs = {**info.defaults, **hparams}
+    kwargs = _kwargs(info, hparams)
     if isinstance(model_or_param_groups, nn.Module):
         model = model_or_param_groups
         if info.spherical:
@@ -120,3 +115,44 @@ def create_optimizer(
     else:
         params = model_or_param_groups
     return info.cls(params, **kwargs)
+
+
+# What torch.optim.Optimizer raises once the subclass has checked its hyper-parameters.
+_EMPTY_PARAMS = "optimizer got an empty parameter list"
+
+
+def check_hyperparameters(name: str, **hparams: Any) -> None:
+    """Raise the ValueError ``create_optimizer(name, model, **hparams)`` would raise for these
+    names and values, without building an optimizer.
+
+    The constructor's own checks run on an empty parameter list, which stops it before its
+    first param group: torch imports its compiler (1-5 s) at a process's first param group,
+    and a process that only validates a search space never trains.
+
+    Example:
+        >>> from optim import check_hyperparameters
+        >>> check_hyperparameters("adamsrt", lr=1e-3, betas=(0.9, 1.5))
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid beta parameter at index 1: 1.5
+    """
+    info = get_optimizer_info(name)
+    try:
+        info.cls([], **_kwargs(info, hparams))
+    except ValueError as exc:
+        if str(exc) != _EMPTY_PARAMS:
+            raise
+    else:  # pragma: no cover - a registered class that takes no parameters
+        raise TypeError(f"optimizer {info.name!r} accepted an empty parameter list")
+
+
+def _kwargs(info: OptimInfo, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's keyword arguments: the entry's defaults under ``hparams``, whose
+    names must be ones the constructor takes."""
+    accepted = info.hyperparameters()
+    unknown = sorted(set(hparams) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"optimizer {info.name!r} does not take {unknown}; it takes {sorted(accepted)}"
+        )
+    return {**info.defaults, **hparams}

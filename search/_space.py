@@ -27,10 +27,9 @@ from importlib import resources
 from typing import Any
 
 import optuna
-import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from optim import create_optimizer, get_optimizer_info, list_optimizers
+from optim import check_hyperparameters, get_optimizer_info, list_optimizers
 
 #: The trainer's hyper-parameter names, in the order hparams are written.
 HPARAMS = ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps")
@@ -254,11 +253,10 @@ def hparams(optimizer: str, values: Mapping[str, float]) -> dict[str, Any]:
 def _check_values(optimizer: str, space: Space) -> None:
     """Every value an entry can give is one the optimizer accepts (its own validation), each
     tried with the optimizer's defaults for the rest."""
-    probe = [torch.zeros(1, requires_grad=True)]
     for name, entry in space.items():
         for value in entry.values():
             try:
-                create_optimizer(optimizer, probe, **hparams(optimizer, {name: value}))
+                check_hyperparameters(optimizer, **hparams(optimizer, {name: value}))
             except ValueError as exc:
                 raise _rule(
                     f"space.{optimizer}.{name}", f"accepted by {optimizer} ({exc})", value

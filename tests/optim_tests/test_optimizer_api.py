@@ -4,6 +4,8 @@ gradients, schedulers, input validation, and a short training that lowers the lo
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from optim import (
     AdamSRT,
     OptimInfo,
     _factory,
+    check_hyperparameters,
     create_optimizer,
     get_optimizer_info,
     list_optimizers,
@@ -251,6 +254,46 @@ def test_factory_names_and_errors():
         create_optimizer("lamb", _net())
     with pytest.raises(ValueError, match=r"'adam' does not take \['momentum'\]"):
         create_optimizer("adam", _net(), momentum=0.9)
+
+
+# Per optimizer: a bad value, torch's or the project's message for it, and good values.
+CHECKS = [
+    ("adam", {"lr": -1.0}, "Invalid learning rate: -1.0"),
+    ("adamw", {"betas": (0.9, 1.0)}, "Invalid beta parameter at index 1: 1.0"),
+    ("sgd", {"momentum": -0.5}, "Invalid momentum value: -0.5"),
+    ("sgd", {"momentum": 0.0, "nesterov": True}, "Nesterov momentum requires a momentum"),
+    ("adams", {"eps": -1e-8}, "Invalid epsilon value: -1e-08"),
+    ("adamsrt", {"betas": (0.9,)}, "must be a pair"),
+    ("adamg", {"weight_decay": -0.1}, "Invalid weight_decay value: -0.1"),
+    ("sgdmrt", {"dampening": -1.0}, "Invalid dampening value: -1.0"),
+    ("adam", {"momentum": 0.9}, r"'adam' does not take \['momentum'\]"),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "message"), CHECKS)
+def test_check_hyperparameters_raises_what_building_the_optimizer_raises(name, kwargs, message):
+    with pytest.raises(ValueError, match=message) as built:
+        create_optimizer(name, _net(), **kwargs)
+    with pytest.raises(ValueError, match=message) as checked:
+        check_hyperparameters(name, **kwargs)
+    assert str(checked.value) == str(built.value)
+
+
+@pytest.mark.parametrize("name", list(HPARAMS))
+def test_check_hyperparameters_accepts_what_builds(name):
+    create_optimizer(name, _net(), **HPARAMS[name])
+    assert check_hyperparameters(name, **HPARAMS[name]) is None
+
+
+def test_check_hyperparameters_leaves_torch_compiler_unimported():
+    # The point of the check: a process that validates a spec does not pay for the compiler.
+    code = (
+        "import sys, optim\n"
+        "for name in optim.list_optimizers(): optim.check_hyperparameters(name, lr=0.1)\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_name_registered_in_mixed_case_is_found(monkeypatch):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -182,3 +184,19 @@ def test_a_huge_grid_is_refused_without_being_enumerated(tmp_path):
         "weight_decay": 1e-4,
         "momentum": pytest.approx(0.89),
     }
+
+
+def test_checking_a_space_builds_no_optimizer(tmp_path):
+    # Validating every value of every optimizer's space must not pull in torch's compiler
+    # (1-5 s in each driver, runner and CLI call that never trains).
+    path = tmp_path / "t.toml"
+    path.write_text(SPEC.replace('["adamsrt", "sgd"]', str(list(ALL)).replace("'", '"')))
+    code = (
+        "import sys\n"
+        "from search import load_spec\n"
+        f"spec = load_spec({str(path)!r})\n"
+        "assert len(spec.spaces) == 7\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
