@@ -221,13 +221,10 @@ class _Search:
             self.storage.record_heartbeat(trial._trial_id)
             hparams = suggest(trial, opt, self.spec.spaces[opt])
             frozen = self.storage.get_trial(trial._trial_id)
-            for key, value in (
-                ("hparams", hparams),
-                ("budget", self.spec.budget()),
-                ("seed", self.spec.seed),
-            ):
-                if key not in frozen.user_attrs:
-                    trial.set_user_attr(key, value)
+            attrs = {"hparams": hparams, "budget": self.spec.budget(), "seed": self.spec.seed}
+            self.storage.set_trial_user_attrs(
+                trial._trial_id, {k: v for k, v in attrs.items() if k not in frozen.user_attrs}
+            )
         root = lineage_root(frozen)
         directory = self.checkpoint_dir / study.study_name / f"trial-{root}"
         if root == trial.number:
@@ -318,11 +315,12 @@ class _Search:
         trial = self.storage.get_trial(flight.trial_id)
         self.notice(flight.job.optimizer, trial)
         try:
+            attrs = dict(outcome.attrs)
             if outcome.reason is not None:
-                key = "fail_reason" if outcome.state == "fail" else "prune_reason"
-                self.storage.set_trial_user_attr(flight.trial_id, key, outcome.reason)
-            for key, value in outcome.attrs.items():
-                self.storage.set_trial_user_attr(flight.trial_id, key, value)
+                attrs["fail_reason" if outcome.state == "fail" else "prune_reason"] = (
+                    outcome.reason
+                )
+            self.storage.set_trial_user_attrs(flight.trial_id, attrs)
             if outcome.state == "complete":
                 study.tell(number, outcome.value)
             else:

@@ -30,7 +30,7 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import orm
 
@@ -277,6 +278,23 @@ class ResilientStorage(RDBStorage):
         changes states under its study lock, so a match is its own write."""
         trial = RDBStorage.get_trial(self, trial_id)
         return trial.state == state and (values is None or list(values) == trial.values)
+
+    # -- several attributes in one commit ---------------------------------------------------
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Set several user attributes of a trial in one transaction: Optuna commits each
+        ``set_user_attr`` on its own, and the driver writes three to five per trial. A retry
+        after an outage writes the same values again."""
+
+        def write() -> None:
+            with _create_scoped_session(self.scoped_session, True) as session:
+                for key, value in attrs.items():
+                    self._set_trial_attr_without_commit(
+                        session, models.TrialUserAttributeModel, trial_id, key, value
+                    )
+
+        if attrs:
+            self.ride_out(write)
 
     # -- stale trials -----------------------------------------------------------------------
 

@@ -158,8 +158,9 @@ def _run_trial(
         if history:
             attempts = trial.user_attrs.get("attempts", [])
             attempts.append({"resumed_from": len(history), "reported_before": len(reported)})
-            trial.set_user_attr("attempts", attempts)
-            trial.set_user_attr("resumed_from_epoch", len(history))
+            storage.set_trial_user_attrs(
+                trial_id, {"attempts": attempts, "resumed_from_epoch": len(history)}
+            )
         for metrics in history:
             if metrics["epoch"] not in reported:
                 trial.report(metrics["val_acc"], int(metrics["epoch"]))

@@ -120,3 +120,30 @@ def test_drivers_starting_at_once_on_a_fresh_database_all_open_it(pg_url):
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
+
+
+def test_several_trial_attributes_are_one_commit(tmp_path):
+    import optuna
+    import sqlalchemy
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask()
+    commits = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    sqlalchemy.event.listen(storage.engine, "commit", count)
+    try:
+        attrs = {"hparams": {"lr": 0.1}, "budget": [3, 4], "seed": 7}
+        storage.set_trial_user_attrs(trial._trial_id, attrs)
+        assert len(commits) == 1
+        storage.set_trial_user_attrs(trial._trial_id, {"seed": 8})  # an existing key: replaced
+        assert storage.get_trial(trial._trial_id).user_attrs == {**attrs, "seed": 8}
+        study.tell(trial, 1.0)
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_user_attrs(trial._trial_id, {"late": 1})
+        assert "late" not in storage.get_trial(trial._trial_id).user_attrs
+    finally:
+        sqlalchemy.event.remove(storage.engine, "commit", count)
