@@ -24,8 +24,8 @@ def test_sixty_trials_survive_planned_runner_kills(write_spec, sqlite_url, tmp_p
         name="soak",
         optimizers=OPTIMIZERS,
         n_trials=20,
-        epochs=3,
-        train_subset=256,
+        epochs=2,
+        train_subset=128,
         pruner="hyperband",
         workers=2,
     )
