@@ -44,16 +44,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from search import (
-        ExportError,
-        StorageError,
-        default_storage,
-        describe,
-        merge,
-        select_winners,
-        write_report,
-        write_table,
-    )
+    try:
+        from search import (
+            ExportError,
+            StorageError,
+            default_storage,
+            describe,
+            merge,
+            select_winners,
+            write_report,
+            write_table,
+        )
+    except ModuleNotFoundError as exc:  # the [search] extra is not installed
+        print_error(exc)
+        return 2
     from training import (
         find_best_hyper_parameters,
         load_best_hyper_parameters,

@@ -190,19 +190,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.append(os.getcwd())  # as `python -m` would: import paths of the user's modules
     # Imported here so that --help answers at once.
     from data import DatasetChecksumError, DatasetNotFoundError, SettingError
-    from search import (
-        CheckpointDirError,
-        ClusterError,
-        Interrupted,
-        SearchStopped,
-        SpecError,
-        StorageError,
-        dashboard_hint,
-        default_storage,
-        load_spec,
-        redact,
-        run,
-    )
+
+    try:
+        from search import (
+            CheckpointDirError,
+            ClusterError,
+            Interrupted,
+            SearchStopped,
+            SpecError,
+            StorageError,
+            dashboard_hint,
+            default_storage,
+            load_spec,
+            redact,
+            run,
+        )
+    except ModuleNotFoundError as exc:  # the [search] extra is not installed
+        print_error(exc)
+        return 2
 
     storage = args.storage or (SMOKE_STORAGE if args.smoke_test else default_storage())
     try:

@@ -6,6 +6,7 @@ for one trial), ``_executors`` (where trials run), ``_storage`` and ``_locks`` (
 ``_export`` and ``_report`` (what a search yields).
 """
 
+from . import _extra  # noqa: F401 - first: says in one line when the extra is missing
 from ._checkpoints import CheckpointDirError
 from ._driver import Interrupted, SearchStopped, progress, run
 from ._executors import ClusterError

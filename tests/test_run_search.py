@@ -4,6 +4,9 @@ smoke runs stay apart."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -156,3 +159,28 @@ def write_smoke_spec(tmp_path):
         "epochs = 4\nbatch_size = 64\n"
     )
     return path
+
+
+@pytest.mark.parametrize(
+    ("script", "missing"),
+    [("run_search", "optuna"), ("run_search", "ray"), ("export_best", "sqlalchemy")],
+)
+def test_without_the_search_extra_each_script_says_what_to_install(tmp_path, script, missing):
+    # A core install (`pip install .`) lacks the service's packages: hide one as if absent.
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        f"import {script}; sys.exit({script}.main([]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: the search service needs the [search] extra")
+    assert f"no module {missing!r}" in proc.stderr and "pip install" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
