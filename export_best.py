@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import HYPER_PARAMETERS_FILE, ArgumentParser, print_error
+from training import HYPER_PARAMETERS_FILE, ArgumentParser, import_or_exit, print_error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,20 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    try:
-        from search import (
-            ExportError,
-            StorageError,
-            default_storage,
-            describe,
-            merge,
-            select_winners,
-            write_report,
-            write_table,
-        )
-    except ModuleNotFoundError as exc:  # the [search] extra is not installed
-        print_error(exc)
-        return 2
+    import_or_exit("search")  # the [search] extra may not be installed
+    from search import (
+        ExportError,
+        StorageError,
+        default_storage,
+        describe,
+        merge,
+        select_winners,
+        write_report,
+        write_table,
+    )
     from training import (
         find_best_hyper_parameters,
         load_best_hyper_parameters,

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from training import ArgumentParser, print_error
+from training import ArgumentParser, import_or_exit, print_error
 
 # Smoke runs (2 trials of 2 epochs on a subset) keep apart, so they never feed an export.
 SMOKE_STORAGE = "sqlite:///studies/smoke.db"
@@ -191,23 +191,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so that --help answers at once.
     from data import DatasetChecksumError, DatasetNotFoundError, SettingError
 
-    try:
-        from search import (
-            CheckpointDirError,
-            ClusterError,
-            Interrupted,
-            SearchStopped,
-            SpecError,
-            StorageError,
-            dashboard_hint,
-            default_storage,
-            load_spec,
-            redact,
-            run,
-        )
-    except ModuleNotFoundError as exc:  # the [search] extra is not installed
-        print_error(exc)
-        return 2
+    import_or_exit("search")  # the [search] extra may not be installed
+    from search import (
+        CheckpointDirError,
+        ClusterError,
+        Interrupted,
+        SearchStopped,
+        SpecError,
+        StorageError,
+        dashboard_hint,
+        default_storage,
+        load_spec,
+        redact,
+        run,
+    )
 
     storage = args.storage or (SMOKE_STORAGE if args.smoke_test else default_storage())
     try:

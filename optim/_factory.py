@@ -142,8 +142,6 @@ def check_hyperparameters(name: str, **hparams: Any) -> None:
     except ValueError as exc:
         if str(exc) != _EMPTY_PARAMS:
             raise
-    else:  # pragma: no cover - a registered class that takes no parameters
-        raise TypeError(f"optimizer {info.name!r} accepted an empty parameter list")
 
 
 def _kwargs(info: OptimInfo, hparams: dict[str, Any]) -> dict[str, Any]:

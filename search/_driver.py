@@ -317,9 +317,8 @@ class _Search:
         try:
             attrs = dict(outcome.attrs)
             if outcome.reason is not None:
-                attrs["fail_reason" if outcome.state == "fail" else "prune_reason"] = (
-                    outcome.reason
-                )
+                key = "fail_reason" if outcome.state == "fail" else "prune_reason"
+                attrs[key] = outcome.reason
             self.storage.set_trial_user_attrs(flight.trial_id, attrs)
             if outcome.state == "complete":
                 study.tell(number, outcome.value)

@@ -5,10 +5,12 @@ traceback; a usage error exits with status 2. ``--help`` is argparse's own."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from types import ModuleType
 from typing import NoReturn, TextIO
 
-__all__ = ["ArgumentParser", "error_line", "print_error"]
+__all__ = ["ArgumentParser", "error_line", "import_or_exit", "print_error"]
 
 
 def error_line(message: object) -> str:
@@ -22,6 +24,16 @@ def error_line(message: object) -> str:
 def print_error(message: object, file: TextIO | None = None) -> None:
     """Print :func:`error_line` of ``message`` to ``file`` (default: stderr)."""
     print(error_line(message), file=sys.stderr if file is None else file)
+
+
+def import_or_exit(name: str) -> ModuleType:
+    """Import ``name``; a module it needs that is not installed (an extra left out of the
+    install) is one error line and exit 2."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        print_error(exc)
+        raise SystemExit(2) from None
 
 
 class ArgumentParser(argparse.ArgumentParser):
