@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,9 @@ from data import (
     DATA_DIR_ENV_VAR,
     DatasetChecksumError,
     DatasetNotFoundError,
+    _sources,
     build_loaders,
+    clear_dataset_cache,
     get_dataset_info,
     load_raw,
     resolve_data_dir,
@@ -18,6 +22,8 @@ from data import (
 )
 
 from ..conftest import N_TEST, N_TRAIN, FakeSplits, write_cifar10
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
@@ -130,11 +136,18 @@ def test_loaders_use_the_seeded_split(cifar10_files: FakeSplits) -> None:
     assert not torch.equal(a.val_indices, other.val_indices)
 
 
-def test_digits() -> None:
+@pytest.mark.parametrize("source", ["scikit-learn's file", "load_digits"])
+def test_digits(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from sklearn.datasets import load_digits
 
+    if source == "load_digits":  # where scikit-learn's layout is not the known one
+        monkeypatch.setattr(_sources, "_digits_file", lambda: None)
+    else:
+        assert _sources._digits_file() is not None
+    clear_dataset_cache()
     info = get_dataset_info("digits")
     raw = load_raw(info)
+    clear_dataset_cache()
     assert raw.train_images.shape == (1497, 1, 8, 8)
     assert raw.test_images.shape == (300, 1, 8, 8)
     assert raw.train_images.dtype == torch.uint8
@@ -163,3 +176,16 @@ def test_digits_loaders() -> None:
     assert images.shape == (256, 1, 8, 8) and images.dtype == torch.float32
     assert labels.dtype == torch.int64
     assert loaders.info.num_classes == 10
+
+
+def test_reading_digits_leaves_scikit_learn_unimported() -> None:
+    # Its import is 1.5–3 s of CPU in every process that reads digits.
+    code = (
+        "import sys; from data import get_dataset_info, load_raw; "
+        "raw = load_raw(get_dataset_info('digits')); "
+        "print(len(raw.train_images), 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.split() == ["1497", "False"]

@@ -272,7 +272,10 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_compiled_epoch_is_close_to_eager_and_resumes_without_compile(tmp_path: Path) -> None:
-    config = tiny_config(epochs=2, checkpoint_dir=tmp_path, resume=True)
+    # A small CNN: the trainer's compile path is the same for every model, and with a cold
+    # compile cache (a fresh machine) inductor builds resnet20's kernels for over a minute.
+    model = "tests.training_tests.own_models:small_cnn"
+    config = tiny_config(epochs=2, checkpoint_dir=tmp_path, resume=True, model=model)
 
     def stop_after_first(epoch: int, metrics: dict[str, float]) -> None:
         raise Stop
@@ -280,7 +283,7 @@ def test_compiled_epoch_is_close_to_eager_and_resumes_without_compile(tmp_path: 
     with pytest.raises(Stop):
         train(dataclasses.replace(config, compile=True), on_epoch=stop_after_first)
     compiled = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["history"][0]
-    eager = train(tiny_config(epochs=2)).history[0]
+    eager = train(tiny_config(epochs=2, model=model)).history[0]
     for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
         assert math.isfinite(compiled[key]), key
         assert compiled[key] == pytest.approx(eager[key], rel=1e-2, abs=1e-2), key
