@@ -220,7 +220,9 @@ class _Search:
             trial = study.ask()
             self.storage.record_heartbeat(trial._trial_id)
             hparams = suggest(trial, opt, self.spec.spaces[opt])
-            frozen = self.storage.get_trial(trial._trial_id)
+            # The record ask() read: its attributes are the queued ones (a confirmation's seed,
+            # a retry's lineage), which nothing else writes before the launch.
+            frozen = trial._cached_frozen_trial
             attrs = {"hparams": hparams, "budget": self.spec.budget(), "seed": self.spec.seed}
             self.storage.set_trial_user_attrs(
                 trial._trial_id, {k: v for k, v in attrs.items() if k not in frozen.user_attrs}

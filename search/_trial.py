@@ -154,7 +154,7 @@ def _run_trial(
         # Epochs the checkpoint holds but the trial has not recorded (a runner lost between the
         # checkpoint and the report) are reported now: every epoch is trained and reported once.
         history = _history(trial, Path(job.checkpoint_dir) / CHECKPOINT_NAME)
-        reported = set(storage.get_trial(trial_id).intermediate_values)
+        reported = set(trial._cached_frozen_trial.intermediate_values)  # read by Trial()
         if history:
             attempts = trial.user_attrs.get("attempts", [])
             attempts.append({"resumed_from": len(history), "reported_before": len(reported)})
