@@ -42,12 +42,7 @@ def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
     made: list[Path] = []
     try:
         for directory in [*reversed(root.parents), root]:
-            if directory.is_dir():
-                continue
-            if directory.exists():
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
-            with contextlib.suppress(FileExistsError):  # another driver made it meanwhile
-                directory.mkdir()
+            if not directory.is_dir() and _make_dir(directory):
                 made.append(directory)
         probe_dir.mkdir(parents=True)
         probe = probe_dir / f".checkpoint.pt.{os.getpid()}.tmp"
@@ -68,6 +63,23 @@ def check_checkpoint_dir(root: Path, spec: StudySpec) -> None:
         for directory in (probe_dir, probe_dir.parent, *reversed(made)):
             with contextlib.suppress(OSError):  # not empty: another driver's probe is inside
                 directory.rmdir()
+
+
+def _make_dir(directory: Path) -> bool:
+    """Make ``directory``; False when another driver made it first. Drivers that start at
+    once make and remove the same directories, so what is there is known only from
+    ``mkdir``'s own answer, never from a look before it."""
+    for _ in range(3):
+        try:
+            directory.mkdir()
+            return True
+        except FileExistsError:
+            if directory.is_dir():
+                return False
+            if directory.exists() or directory.is_symlink():  # a file, a dangling link
+                break
+            # made and removed again by another driver's probe meanwhile: make it again
+    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
 
 
 def remove_checkpoint(checkpoint_dir: str | Path) -> None:

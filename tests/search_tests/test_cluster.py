@@ -5,8 +5,10 @@ test checks the invariants: exact counts, no trial lost or trained twice, nothin
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
+from pathlib import Path
 
 import optuna
 import pytest
@@ -14,6 +16,7 @@ from optuna.trial import TrialState
 
 import run_search
 from search import create_studies, load_spec, open_storage, run
+from search._checkpoints import check_checkpoint_dir
 
 from .conftest import check_exact, pg_connections, run_driver, trials_of, uninterrupted
 from .faults import fired_marker, terminated_count, trial_with_faults, write_plan
@@ -207,6 +210,40 @@ def test_a_damaged_checkpoint_restarts_its_trial_from_epoch_0(write_spec, sqlite
     assert "attempts" not in trial.user_attrs and trial.state == TrialState.COMPLETE
     reference = uninterrupted(spec, "sgd", trial.user_attrs["hparams"])
     assert trial.value == reference.best_val_acc  # retrained from scratch, same numbers
+
+
+def test_a_checkpoint_dir_another_driver_makes_meanwhile_is_used(tmp_path, monkeypatch, tiny_spec):
+    """Drivers that start at once make the same directories: one that appears between this
+    driver's look and its own mkdir is used, not taken for a file."""
+    root, real_is_dir, made = tmp_path / "c", Path.is_dir, []
+
+    def is_dir_then_another_driver_makes_it(self: Path) -> bool:
+        answer = real_is_dir(self)
+        if self == root and not made:
+            os.mkdir(root)  # another driver, just after this one looked
+            made.append(root)
+        return answer
+
+    monkeypatch.setattr(Path, "is_dir", is_dir_then_another_driver_makes_it)
+    check_checkpoint_dir(root, tiny_spec(optimizers=("sgd",)))
+    assert made == [root]
+    assert [p.name for p in root.iterdir()] == []  # the probe is gone, the directory stays
+
+
+def test_a_checkpoint_dir_another_driver_makes_and_removes_meanwhile_is_made_again(
+    tmp_path, monkeypatch, tiny_spec
+):
+    root, real_mkdir, refused = tmp_path / "c", os.mkdir, []
+
+    def mkdir_after_another_driver_came_and_went(path, mode=0o777):
+        if Path(path) == root and not refused:
+            refused.append(root)  # it was there (another driver's), and its probe removed it
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+        real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", mkdir_after_another_driver_came_and_went)
+    check_checkpoint_dir(root, tiny_spec(optimizers=("sgd",)))
+    assert refused == [root] and not root.exists()  # made by this driver, so removed by it
 
 
 def test_an_unusable_checkpoint_dir_is_one_line_before_anything_runs(tmp_path, capsys):
