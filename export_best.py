@@ -16,10 +16,17 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import HYPER_PARAMETERS_FILE, ArgumentParser, import_or_exit, print_error
+from training import (
+    HYPER_PARAMETERS_FILE,
+    ArgumentParser,
+    freeze_at_exit,
+    import_or_exit,
+    print_error,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    freeze_at_exit()
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--storage",

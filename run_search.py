@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from training import ArgumentParser, import_or_exit, print_error
+from training import ArgumentParser, freeze_at_exit, import_or_exit, print_error
 
 # Smoke runs (2 trials of 2 epochs on a subset) keep apart, so they never feed an export.
 SMOKE_STORAGE = "sqlite:///studies/smoke.db"
@@ -185,6 +185,7 @@ def _merge(into: dict[str, Any], table: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    freeze_at_exit()
     args = build_parser().parse_args(argv)
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())  # as `python -m` would: import paths of the user's modules

@@ -41,6 +41,7 @@ from training import (
     TrainResult,
     atomic_write,
     find_best_hyper_parameters,
+    freeze_at_exit,
     inspect_setting,
     load_best_hyper_parameters,
     lookup_hyper_parameters,
@@ -294,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and train. A usage mistake (a bad flag or value, a dataset or model that
     cannot be used, a damaged checkpoint) ends with one line on stderr and exit status 2; a
     file that cannot be written, with one line and status 1."""
+    freeze_at_exit()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.resume and args.output is None:

@@ -21,6 +21,7 @@ SQLite gets write-ahead logging and a long busy timeout; PostgreSQL
 
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import json
@@ -436,11 +437,16 @@ def open_storage(
     return storage
 
 
-def close_storage(url: str) -> None:
-    """Close this process's connections to ``url`` (tests drop their databases)."""
+def close_storage(url: str | None = None) -> None:
+    """Close this process's connections to ``url`` (tests drop their databases), or to every
+    storage it opened (at exit: a SQLite database is then left without its ``-wal`` and
+    ``-shm`` files, a PostgreSQL server sees its connections closed rather than dropped)."""
     with _OPEN_LOCK:
-        for key in [k for k in _OPEN if k[0] == url]:
+        for key in [k for k in _OPEN if url is None or k[0] == url]:
             _OPEN.pop(key).engine.dispose()
+
+
+atexit.register(close_storage)
 
 
 def _open(url: str, *, role: str, create: bool, outage_s: float) -> ResilientStorage:

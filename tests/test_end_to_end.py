@@ -52,6 +52,8 @@ def test_search_export_retrain(tmp_path):
     assert f"optuna-dashboard {storage}" in out
     out = _run("export_best.py", "--storage", storage, "--output", str(best))
     assert "digits/resnet20/adamsrt" in out and f"wrote {best}" in out
+    # Both scripts closed the database as they exited: no write-ahead log is left beside it.
+    assert not list(tmp_path.glob("studies.db-*")), sorted(p.name for p in tmp_path.iterdir())
     table, provenance = load_best_hyper_parameters(best)
     exported = table["digits"]["resnet20"]["adamsrt"]
     assert (

@@ -11,7 +11,7 @@ from data import SettingError
 
 from ._atomic import atomic_write
 from ._checkpoint import CHECKPOINT_NAME, CheckpointError, CheckpointWriteError
-from ._cli import ArgumentParser, error_line, import_or_exit, print_error
+from ._cli import ArgumentParser, error_line, freeze_at_exit, import_or_exit, print_error
 from ._config import EpochMetrics, TrainConfig, TrainResult
 from ._hyperparams import (
     HYPER_PARAMETERS_FILE,
@@ -45,6 +45,7 @@ __all__ = [
     "build_model",
     "error_line",
     "find_best_hyper_parameters",
+    "freeze_at_exit",
     "import_or_exit",
     "inspect_setting",
     "load_best_hyper_parameters",

@@ -5,12 +5,14 @@ traceback; a usage error exits with status 2. ``--help`` is argparse's own."""
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import importlib
 import sys
 from types import ModuleType
 from typing import NoReturn, TextIO
 
-__all__ = ["ArgumentParser", "error_line", "import_or_exit", "print_error"]
+__all__ = ["ArgumentParser", "error_line", "freeze_at_exit", "import_or_exit", "print_error"]
 
 
 def error_line(message: object) -> str:
@@ -24,6 +26,19 @@ def error_line(message: object) -> str:
 def print_error(message: object, file: TextIO | None = None) -> None:
     """Print :func:`error_line` of ``message`` to ``file`` (default: stderr)."""
     print(error_line(message), file=sys.stderr if file is None else file)
+
+
+def freeze_at_exit() -> None:
+    """At exit, freeze every object the script leaves (``gc.freeze``) so that the
+    interpreter's last garbage collections skip them: once torch's compiler is imported that
+    is some 390,000 objects and 1.2 s on a 2-core machine, spent after the work is done.
+
+    Nothing is lost: what the scripts write is closed and flushed as it is written, the
+    storages close their connections in their own exit hook (``search.close_storage``), and
+    the interpreter flushes stdout and stderr itself. Calling it again changes nothing.
+    """
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 def import_or_exit(name: str) -> ModuleType:

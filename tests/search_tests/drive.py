@@ -8,11 +8,13 @@ from __future__ import annotations
 import sys
 
 from search import Interrupted, SearchStopped, StorageError, load_spec, run
+from training import freeze_at_exit
 
 from .faults import trial_with_faults
 
 
 def main(argv: list[str]) -> int:
+    freeze_at_exit()  # as run_search.py does
     spec_path, storage, checkpoint_dir, executor, *outage = argv  # outage: seconds ridden out
     try:
         run(

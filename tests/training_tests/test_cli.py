@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from training import ArgumentParser, error_line, print_error
+
+ROOT = Path(__file__).resolve().parents[2]
+# Runs a script with --help; the exit hook registered first runs last, after the script's own.
+EXIT_PROBE = """
+import atexit, gc, runpy, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count()))
+sys.argv = [sys.argv[1], "--help"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def _parser() -> ArgumentParser:
@@ -59,3 +72,17 @@ def test_error_line_is_one_line_whatever_the_message(capsys: pytest.CaptureFixtu
     )
     print_error(FileNotFoundError("missing: /x"))
     assert capsys.readouterr().err == "error: missing: /x\n"
+
+
+@pytest.mark.parametrize("script", ["run_search.py", "export_best.py", "training_example.py"])
+def test_each_script_leaves_its_objects_to_no_last_collection_at_exit(script: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    frozen = int(proc.stdout.rsplit("frozen at exit:", 1)[1])
+    assert frozen > 10_000  # torch alone leaves more objects than that
