@@ -114,10 +114,18 @@ def start_ray(address: str | None, log_path: Path, py_modules: list[str]) -> boo
         probe(address)
     env = {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"}  # CPU trials must not see the GPUs
     runtime_env: dict[str, Any] = {"env_vars": env}
+    private: dict[str, Any] = {}
     if address is None:
         # Runners import what the driver imports: its working directory and PYTHONPATH.
         path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         env["PYTHONPATH"] = os.pathsep.join(path)
+        # Ray would start one idle worker per CPU that no runner can use (their runtime
+        # environments differ) and stop them when the runners start: 0.7-0.9 s of a 2-core
+        # machine's start (benchmarks/BENCHMARKS.md), and a process per CPU on a big one.
+        private["_system_config"] = {
+            "enable_worker_prestart": False,
+            "prestart_worker_first_driver": False,
+        }
     elif py_modules:
         runtime_env["py_modules"] = py_modules  # the user's model/dataset modules, shipped
     try:
@@ -127,6 +135,7 @@ def start_ray(address: str | None, log_path: Path, py_modules: list[str]) -> boo
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.ERROR,
+            **private,
         )
     except ConnectionError as exc:  # "auto" with no cluster on this machine, say
         if address is None:
