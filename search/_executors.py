@@ -120,8 +120,8 @@ def start_ray(address: str | None, log_path: Path, py_modules: list[str]) -> boo
         path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         env["PYTHONPATH"] = os.pathsep.join(path)
         # Ray would start one idle worker per CPU that no runner can use (their runtime
-        # environments differ) and stop them when the runners start: 0.7-0.9 s of a 2-core
-        # machine's start (benchmarks/BENCHMARKS.md), and a process per CPU on a big one.
+        # environments differ) and stop them when the runners start: 0.3-0.6 s of a 2-core
+        # machine's start (benchmarks/search_start.py), and a process per CPU on a big one.
         private["_system_config"] = {
             "enable_worker_prestart": False,
             "prestart_worker_first_driver": False,
