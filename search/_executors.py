@@ -114,7 +114,7 @@ def start_ray(address: str | None, log_path: Path, py_modules: list[str]) -> boo
         probe(address)
     env = {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"}  # CPU trials must not see the GPUs
     runtime_env: dict[str, Any] = {"env_vars": env}
-    private: dict[str, Any] = {}
+    system_config: dict[str, Any] = {}  # a cluster keeps its own
     if address is None:
         # Runners import what the driver imports: its working directory and PYTHONPATH.
         path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
@@ -122,10 +122,7 @@ def start_ray(address: str | None, log_path: Path, py_modules: list[str]) -> boo
         # Ray would start one idle worker per CPU that no runner can use (their runtime
         # environments differ) and stop them when the runners start: 0.3-0.6 s of a 2-core
         # machine's start (benchmarks/search_start.py), and a process per CPU on a big one.
-        private["_system_config"] = {
-            "enable_worker_prestart": False,
-            "prestart_worker_first_driver": False,
-        }
+        system_config = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
     elif py_modules:
         runtime_env["py_modules"] = py_modules  # the user's model/dataset modules, shipped
     try:
@@ -135,7 +132,7 @@ def start_ray(address: str | None, log_path: Path, py_modules: list[str]) -> boo
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.ERROR,
-            **private,
+            _system_config=system_config,
         )
     except ConnectionError as exc:  # "auto" with no cluster on this machine, say
         if address is None:
